@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one definition of what the BPF program hands to user space: the
+ * record layout, the event types and the per-CPU counters. Included by
+ * bpf/pageref.bpf.c and native/tracer.cc; the TypeScript decoder
+ * (src/record/layout.ts) and proto/capture.proto follow it, and
+ * test/layout.test.ts proves they agree field by field.
+ */
+#ifndef PAGEREF_H
+#define PAGEREF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define PAGEREF_COMM_LEN 16
+#define PAGEREF_NAME_LEN 16
+
+/*
+ * Every event pageref attaches to: X(ENUM_SUFFIX, "subsystem", "event").
+ * The order is the numbering of the record's `type` byte and is part of
+ * the capture format: append, never reorder.
+ */
+#define PAGEREF_EVENTS(X)                                                   \
+	X(PAGE_REF_SET, "page_ref", "page_ref_set")                             \
+	X(PAGE_REF_MOD, "page_ref", "page_ref_mod")                             \
+	X(PAGE_REF_MOD_AND_TEST, "page_ref", "page_ref_mod_and_test")           \
+	X(PAGE_REF_MOD_AND_RETURN, "page_ref", "page_ref_mod_and_return")       \
+	X(PAGE_REF_MOD_UNLESS, "page_ref", "page_ref_mod_unless")               \
+	X(PAGE_REF_FREEZE, "page_ref", "page_ref_freeze")                       \
+	X(PAGE_REF_UNFREEZE, "page_ref", "page_ref_unfreeze")                   \
+	X(TEST_PAGES_ISOLATED, "page_isolation", "test_pages_isolated")         \
+	X(CMA_ALLOC_START, "cma", "cma_alloc_start")                            \
+	X(CMA_ALLOC_FINISH, "cma", "cma_alloc_finish")                          \
+	X(CMA_ALLOC_BUSY_RETRY, "cma", "cma_alloc_busy_retry")                  \
+	X(CMA_RELEASE, "cma", "cma_release")
+
+#define PAGEREF_ENUM_ENTRY(suffix, subsystem, name) PAGEREF_EV_##suffix,
+enum pageref_event_type {
+	PAGEREF_EVENTS(PAGEREF_ENUM_ENTRY)
+	PAGEREF_EV_COUNT
+};
+#undef PAGEREF_ENUM_ENTRY
+
+/* stack_id when stacks were not requested; other negative values are -errno. */
+#define PAGEREF_STACK_NONE (-1)
+
+/* Depth of one stack in the stack map: enough to reach the syscall entry. */
+#define PAGEREF_STACK_DEPTH 32
+
+/*
+ * One fixed-size record per event, 96 bytes. The three 64-bit words after
+ * pfn mean different things per event family; the unions name them.
+ */
+struct pageref_record {
+	__u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 pfn;            /* page_ref: pfn; isolation: start_pfn; cma: pfn (all ones: none) */
+	union {
+		struct {
+			__u64 flags;  /* page->flags, masked to the page-flag bits */
+			__u64 mapping;/* page->mapping (a kernel pointer; never written raw to disk) */
+		} page;
+		struct {
+			__u64 end_pfn;
+			__u64 fin_pfn;/* first pfn that was not isolated; == end_pfn on success */
+		} isolation;
+		struct {
+			__u64 count;  /* pages requested or released */
+			__u64 align;
+		} cma;
+	};
+	__u32 pid;            /* thread id of the task the event ran in */
+	__u32 tgid;           /* its process id */
+	__s32 count;          /* page_ref: refcount after the change */
+	__s32 mapcount;
+	__s32 val;            /* page_ref: the delta, or the value set */
+	__s32 ret;            /* page_ref *_and_test/_return/_unless/freeze: ret;
+	                         cma_alloc_finish: errorno where the kernel has it */
+	__s32 stack_id;       /* kernel stack in the stacks map, or PAGEREF_STACK_NONE / -errno */
+	__u16 cpu;
+	__u8 type;            /* enum pageref_event_type */
+	__u8 mt;              /* page_ref: migrate type of the page's pageblock */
+	char comm[PAGEREF_COMM_LEN];
+	char name[PAGEREF_NAME_LEN]; /* cma: the CMA area's name, truncated */
+};
+
+/* Per CPU and per event type; user space sums over CPUs. */
+struct pageref_counters {
+	__u64 seen;           /* the program ran for this event */
+	__u64 filtered;       /* rejected by the pid, comm or pfn filter */
+	__u64 emitted;        /* submitted to the ring buffer */
+	__u64 dropped;        /* ring buffer full: the record is lost */
+	__u64 stack_lost;     /* a stack was wanted but bpf_get_stackid() failed */
+};
+
+#endif /* PAGEREF_H */
