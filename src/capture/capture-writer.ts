@@ -1,0 +1,80 @@
+// Writes a capture file (proto/capture.proto, framing in ./framing.ts).
+// Each frame goes to the file in one write, so whatever happens to the
+// process, the file holds whole frames plus at most one torn one.
+
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import type { EventBatch } from '../record/event-batch';
+import type { StringTable } from '../record/string-table';
+import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
+import { frameBytes, MAGIC } from './framing';
+import { CaptureHeader, captureSchema, KernelCounters, StackEntry } from './schema';
+
+export interface CaptureWriterOptions {
+  /** Replace an existing file; without it an existing file is an error. */
+  force?: boolean;
+}
+
+export class CaptureWriter implements CaptureSink {
+  private fd: number | undefined;
+  private stringsWritten = 1; // index 0, "", is implicit
+  private readonly Frame = captureSchema().Frame;
+  bytesWritten = 0;
+
+  /** Creates the file (mode 0600) and writes the magic bytes. */
+  constructor(readonly path: string, options: CaptureWriterOptions = {}) {
+    this.fd = openSync(path, options.force ? 'w' : 'wx', 0o600);
+    this.write(MAGIC);
+  }
+
+  header(header: CaptureHeader): void {
+    this.writeFrame({ header });
+  }
+
+  stacks(stacks: StackEntry[]): void {
+    if (stacks.length > 0) this.writeFrame({ stacks: { stacks } });
+  }
+
+  events(batch: EventBatch, strings: StringTable): void {
+    if (batch.length === 0) return;
+    const newStrings = strings.strings.slice(this.stringsWritten);
+    this.stringsWritten = strings.strings.length;
+    this.writeFrame({ events: encodeColumns(batch, newStrings) });
+  }
+
+  counters(counters: KernelCounters): void {
+    this.writeFrame({ counters });
+  }
+
+  /** Writes the trailer (if any), flushes to disk and closes. Safe to call twice. */
+  end(end: StreamEnd): void {
+    if (this.fd === undefined) return;
+    if (end.trailer) this.writeFrame({ trailer: end.trailer });
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private writeFrame(frame: object): void {
+    this.write(frameBytes(this.Frame.encode(frame).finish()));
+  }
+
+  private write(bytes: Uint8Array): void {
+    if (this.fd === undefined) throw new Error(`capture ${this.path} is already closed`);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done);
+    this.bytesWritten += bytes.length;
+  }
+}
+
+// protobufjs encodes from plain objects and only reads `.length` and
+// indexes of repeated fields, so the typed-array columns go in as they are.
+function encodeColumns(batch: EventBatch, newStrings: string[]): object {
+  const tsDeltaNs = new Float64Array(batch.length);
+  let previous = 0;
+  for (let i = 0; i < batch.length; i++) {
+    tsDeltaNs[i] = batch.tsNs[i] - previous;
+    previous = batch.tsNs[i];
+  }
+  const { length: _length, tsNs: _tsNs, ...columns } = batch;
+  return { ...columns, tsDeltaNs, newStrings };
+}

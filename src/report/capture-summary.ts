@@ -1,0 +1,170 @@
+// The `report` sink: counts events per type, page references per pfn, and
+// isolation and CMA outcomes, and keeps the kernel's own counters.
+
+import type { CaptureHeader, KernelCounters } from '../capture/schema';
+import { cmaAllocFailed, EventBatch, isolationFailed } from '../record/event-batch';
+import { EVENT_COUNT, EVENT_NAMES, EventName, EventType, isPageRefEvent } from '../record/event-types';
+import type { StringTable } from '../record/string-table';
+import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
+import { PfnRow, PfnTable } from '../holds/pfn-table';
+import { referenceDelta } from '../holds/reference-delta';
+
+export class CaptureSummary implements CaptureSink {
+  capturedHeader: CaptureHeader | undefined;
+  readonly eventsByType = new Float64Array(EVENT_COUNT);
+  readonly pfns = new PfnTable();
+  lastCounters: KernelCounters | undefined;
+  ending: StreamEnd | undefined;
+  isolationTests = 0;
+  isolationFailures = 0;
+  readonly busyPfns = new Map<number, number>();
+  cmaAllocations = 0;
+  cmaFailedAllocations = 0;
+  cmaBusyRetries = 0;
+  cmaReleases = 0;
+  stacksSeen = 0;
+  firstTsNs = Infinity;
+  lastTsNs = -Infinity;
+
+  header(header: CaptureHeader): void {
+    this.capturedHeader = header;
+  }
+
+  stacks(stacks: { id: number }[]): void {
+    this.stacksSeen += stacks.length;
+  }
+
+  events(batch: EventBatch, _strings: StringTable): void {
+    for (let i = 0; i < batch.length; i++) {
+      const type = batch.type[i];
+      this.eventsByType[type]++;
+      if (batch.tsNs[i] < this.firstTsNs) this.firstTsNs = batch.tsNs[i];
+      if (batch.tsNs[i] > this.lastTsNs) this.lastTsNs = batch.tsNs[i];
+      if (isPageRefEvent(type)) {
+        const delta = referenceDelta(type, batch.val[i], batch.ret[i]);
+        this.pfns.add(batch.pfn[i], delta > 0 ? delta : 0, delta < 0 ? -delta : 0);
+      } else if (type === EventType.TestPagesIsolated) {
+        this.isolationTests++;
+        if (isolationFailed(batch, i)) {
+          this.isolationFailures++;
+          const busyPfn = batch.mapping[i];
+          this.busyPfns.set(busyPfn, (this.busyPfns.get(busyPfn) ?? 0) + 1);
+        }
+      } else if (type === EventType.CmaAllocFinish) {
+        this.cmaAllocations++;
+        if (cmaAllocFailed(batch, i)) this.cmaFailedAllocations++;
+      } else if (type === EventType.CmaAllocBusyRetry) {
+        this.cmaBusyRetries++;
+      } else if (type === EventType.CmaRelease) {
+        this.cmaReleases++;
+      }
+    }
+  }
+
+  counters(counters: KernelCounters): void {
+    this.lastCounters = counters;
+  }
+
+  end(end: StreamEnd): void {
+    this.ending = end;
+    if (end.trailer) this.lastCounters = end.trailer.counters;
+  }
+}
+
+export interface ReportJson {
+  kernel: { release: string; version: string; machine: string };
+  capture: {
+    source: string;
+    hostname: string;
+    startTime: string;
+    durationSec: number;
+    eventsAttached: string[];
+    eventsMissing: string[];
+    stacks: boolean;
+    stopReason: string | null;
+    /** Why the capture is incomplete, or null. */
+    truncated: string | null;
+  };
+  /** Records in the capture per event name. */
+  events: Record<EventName, number>;
+  /** Records the kernel could not hand over (ring buffer full), all events. */
+  dropped: number;
+  /** The kernel's counters per event name. */
+  kernelCounters: Record<EventName, { seen: number; filtered: number; emitted: number; dropped: number; stackLost: number; recursionMisses: number }> | null;
+  /** Distinct pfns with page_ref events. */
+  pfns: number;
+  isolation: { tests: number; failures: number; busyPfns: { pfn: string; failures: number }[] };
+  cma: { allocations: number; failedAllocations: number; busyRetries: number; releases: number };
+  /** Pages with the most references outstanding, then the most events. */
+  top: { pfn: string; gets: number; puts: number; net: number; events: number }[];
+}
+
+export function hexPfn(pfn: number): string {
+  return `0x${pfn.toString(16)}`;
+}
+
+export function byOutstandingReferences(a: PfnRow, b: PfnRow): number {
+  return b.net - a.net || b.events - a.events || a.pfn - b.pfn;
+}
+
+export function reportJson(summary: CaptureSummary, top: number): ReportJson {
+  const header = summary.capturedHeader;
+  if (!header) throw new Error('report: the capture had no header');
+  const counters = summary.lastCounters;
+  const events = Object.fromEntries(EVENT_NAMES.map((name, type) => [name, summary.eventsByType[type]])) as Record<EventName, number>;
+  const sum = (values: number[] | undefined) => (values ?? []).reduce((a, b) => a + b, 0);
+  return {
+    kernel: { release: header.kernelRelease, version: header.kernelVersion, machine: header.machine },
+    capture: {
+      source: header.source,
+      hostname: header.hostname,
+      startTime: new Date(header.startTimeUnixUs / 1000).toISOString(),
+      durationSec: durationSec(summary),
+      eventsAttached: header.eventsAttached,
+      eventsMissing: header.eventsMissing,
+      stacks: header.options?.stacks ?? false,
+      stopReason: summary.ending?.trailer?.stopReason ?? null,
+      truncated: summary.ending?.truncated ?? null,
+    },
+    events,
+    dropped: sum(counters?.dropped),
+    kernelCounters: counters
+      ? (Object.fromEntries(
+          EVENT_NAMES.map((name, type) => [
+            name,
+            {
+              seen: counters.seen[type] ?? 0,
+              filtered: counters.filtered[type] ?? 0,
+              emitted: counters.emitted[type] ?? 0,
+              dropped: counters.dropped[type] ?? 0,
+              stackLost: counters.stackLost[type] ?? 0,
+              recursionMisses: counters.recursionMisses[type] ?? 0,
+            },
+          ]),
+        ) as ReportJson['kernelCounters'])
+      : null,
+    pfns: summary.pfns.size,
+    isolation: {
+      tests: summary.isolationTests,
+      failures: summary.isolationFailures,
+      busyPfns: [...summary.busyPfns]
+        .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+        .slice(0, top)
+        .map(([pfn, failures]) => ({ pfn: hexPfn(pfn), failures })),
+    },
+    cma: {
+      allocations: summary.cmaAllocations,
+      failedAllocations: summary.cmaFailedAllocations,
+      busyRetries: summary.cmaBusyRetries,
+      releases: summary.cmaReleases,
+    },
+    top: summary.pfns.top(top, byOutstandingReferences).map((row) => ({ ...row, pfn: hexPfn(row.pfn) })),
+  };
+}
+
+function durationSec(summary: CaptureSummary): number {
+  const header = summary.capturedHeader!;
+  const endUs = summary.ending?.trailer?.endTimeUnixUs;
+  if (endUs) return Math.max(0, (endUs - header.startTimeUnixUs) / 1e6);
+  return summary.lastTsNs > 0 ? summary.lastTsNs / 1e9 : 0;
+}

@@ -1,0 +1,44 @@
+// What every consumer of a record stream implements. Live tracing, a capture
+// file and (later) imported ftrace text all drive the same calls in the same
+// order: header once; then stacks, events and counters in any order, a
+// stack always before the first event that refers to it; then end once.
+
+import type { EventBatch } from '../record/event-batch';
+import type { StringTable } from '../record/string-table';
+import type { CaptureHeader, CaptureTrailer, KernelCounters, StackEntry } from '../capture/schema';
+
+export interface StreamEnd {
+  /** Present when the capture was finished properly. */
+  trailer?: CaptureTrailer;
+  /** Present when the capture was cut short: why reading stopped. */
+  truncated?: string;
+}
+
+export interface CaptureSink {
+  header(header: CaptureHeader): void;
+  stacks(stacks: StackEntry[]): void;
+  /** `strings` resolves batch.comm and batch.name; it only grows. */
+  events(batch: EventBatch, strings: StringTable): void;
+  counters(counters: KernelCounters): void;
+  end(end: StreamEnd): void;
+}
+
+/** Sends every call to each of several sinks, in order. */
+export class TeeSink implements CaptureSink {
+  constructor(private readonly sinks: CaptureSink[]) {}
+  header(header: CaptureHeader): void {
+    for (const sink of this.sinks) sink.header(header);
+  }
+  stacks(stacks: StackEntry[]): void {
+    for (const sink of this.sinks) sink.stacks(stacks);
+  }
+  events(batch: EventBatch, strings: StringTable): void {
+    for (const sink of this.sinks) sink.events(batch, strings);
+  }
+  counters(counters: KernelCounters): void {
+    for (const sink of this.sinks) sink.counters(counters);
+  }
+  end(end: StreamEnd): void {
+    for (const sink of this.sinks) sink.end(end);
+  }
+}
