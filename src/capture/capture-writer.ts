@@ -2,7 +2,7 @@
 // Each frame goes to the file in one write, so whatever happens to the
 // process, the file holds whole frames plus at most one torn one.
 
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
@@ -52,6 +52,13 @@ export class CaptureWriter implements CaptureSink {
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = undefined;
+  }
+
+  /** Closes and deletes the file: for a recording that failed before it recorded anything. */
+  discard(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    unlinkSync(this.path);
   }
 
   private writeFrame(frame: object): void {

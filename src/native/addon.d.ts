@@ -49,6 +49,11 @@ export class NativeTracer {
   /** Kernel instruction pointers of one stack, innermost first, or null if the id is unknown. */
   readStack(stackId: number): BigUint64Array | null;
   readCounters(): NativeCounters;
+  /**
+   * Detaches every program: no record is written after it returns, while the
+   * ring buffer, stacks and counters stay readable until close(). Idempotent.
+   */
+  detach(): void;
   /** Events whose programs are attached. */
   readonly attached: string[];
   close(): void;

@@ -1,0 +1,57 @@
+// Parsing of command-line values. Each parser throws UsageError with one
+// line that names the option and says what is expected.
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** A non-negative integer, decimal or 0x-prefixed hexadecimal. */
+export function parseInteger(text: string, what: string): number {
+  const trimmed = text.trim();
+  const value = /^0x[0-9a-f]+$/i.test(trimmed) ? parseInt(trimmed.slice(2), 16) : /^\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+  if (!Number.isSafeInteger(value)) throw new UsageError(`${what}: "${text}" is not a non-negative integer`);
+  return value;
+}
+
+/** "START-END" (decimal or 0x hex), half-open like the kernel's isolation ranges: START <= pfn < END. */
+export function parsePfnRange(text: string): { start: number; end: number } {
+  const match = /^\s*([0-9a-fx]+)\s*-\s*([0-9a-fx]+)\s*$/i.exec(text);
+  if (!match) throw new UsageError(`--pfn: "${text}" is not a range START-END (e.g. 0x17800-0x17c00)`);
+  const start = parseInteger(match[1], '--pfn start');
+  const end = parseInteger(match[2], '--pfn end');
+  if (end <= start) throw new UsageError(`--pfn: the end of "${text}" must be above its start`);
+  if (end > 2 ** 52) throw new UsageError(`--pfn: "${text}" is beyond any physical address`);
+  return { start, end };
+}
+
+/** Bytes, with an optional K, M or G suffix (powers of 1024). */
+export function parseBytes(text: string, what: string): number {
+  const match = /^\s*(\d+)\s*([kmg]?)i?b?\s*$/i.exec(text);
+  if (!match) throw new UsageError(`${what}: "${text}" is not a size (e.g. 16M)`);
+  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return Number(match[1]) * scale;
+}
+
+/** Seconds, > 0, fractions allowed. */
+export function parseSeconds(text: string, what: string): number {
+  const value = Number(text);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(text) || !(value > 0)) throw new UsageError(`${what}: "${text}" is not a positive number of seconds`);
+  return value;
+}
+
+export function parsePid(text: string): number {
+  const pid = parseInteger(text, '--pid');
+  if (pid <= 0 || pid > 0x3fffffff) throw new UsageError(`--pid: ${text} is not a process id`);
+  return pid;
+}
+
+export function parseComm(text: string): string {
+  if (text.length === 0 || Buffer.byteLength(text) > 15) {
+    throw new UsageError(`--comm: "${text}" must be 1 to 15 bytes, as the kernel keeps it`);
+  }
+  return text;
+}
+
+export function collect<T>(parse: (text: string) => T) {
+  return (text: string, previous: T[] | undefined): T[] => [...(previous ?? []), parse(text)];
+}

@@ -1,0 +1,118 @@
+// The `pageref` command line. Usage errors print one line and exit 2;
+// failures of the machine or of a file print one line and exit 1.
+
+import { Command, CommanderError, Option } from 'commander';
+import { CaptureError } from '../capture/capture-reader';
+import { renderDoctor, runDoctor } from '../doctor/doctor';
+import { collect, parseBytes, parseComm, parseInteger, parsePfnRange, parsePid, parseSeconds, UsageError } from './arguments';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_STACK_ENTRIES, recordCommand } from './record-command';
+import { reportCommand } from './report-command';
+import { demoCommand } from './demo-command';
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function buildProgram(argv: string[], setExit: (code: number) => void): Command {
+  const program = new Command('pageref')
+    .description('Which code path holds a reference on this page? Traces the kernel page_ref tracepoints with BPF.')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`pageref: ${text.replace(/^error: /, '').trim()}\n`) })
+    .showSuggestionAfterError(true);
+
+  program
+    .command('doctor')
+    .description('check that this machine can trace page references, and say how to fix what is missing')
+    .option('--json', 'print the checks as JSON')
+    .action((options: { json?: boolean }) => {
+      const report = runDoctor({ mountTracefs: true });
+      process.stdout.write(options.json ? JSON.stringify(report, null, 2) + '\n' : renderDoctor(report));
+      setExit(report.ok ? 0 : EXIT_FAILURE);
+    });
+
+  program
+    .command('record')
+    .description('record page reference events to a capture file')
+    .requiredOption('-o, --output <file>', 'capture file to write (created 0600)')
+    .option('-d, --duration <seconds>', 'stop after this many seconds (default: until SIGINT or SIGTERM)', (v) => parseSeconds(v, '--duration'))
+    .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
+    .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
+    .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex)', parsePfnRange)
+    .option('--no-stacks', 'do not record kernel stacks')
+    .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
+    .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
+    .option('-f, --force', 'replace the output file if it exists')
+    .action(async (options) => {
+      setExit(
+        await recordCommand({
+          output: options.output,
+          durationSec: options.duration,
+          pids: options.pid ?? [],
+          comms: options.comm ?? [],
+          pfn: options.pfn,
+          stacks: options.stacks,
+          bufferBytes: options.bufferSize,
+          stackEntries: options.stackEntries,
+          force: Boolean(options.force),
+          commandLine: ['pageref', ...argv.slice(2)],
+        }),
+      );
+    });
+
+  program
+    .command('report')
+    .description('summarise a capture: events, drops, isolation failures, the most-referenced pages')
+    .argument('<file>', 'capture file')
+    .option('--json', 'print JSON (the contract is in the README)')
+    .addOption(new Option('--top <n>', 'rows of pages to show').default(20).argParser((v) => parseInteger(v, '--top')))
+    .action((file: string, options: { json?: boolean; top: number }) => {
+      process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top }));
+    });
+
+  program
+    .command('demo')
+    .description('boot a bundled test kernel in QEMU, block CMA allocations, record them and report')
+    .option('--kernel <name>', 'which test kernel (a folder name under the kernels folder)')
+    .option('--keep <dir>', 'keep the capture and logs in this folder')
+    .action(async (options: { kernel?: string; keep?: string }) => {
+      setExit(await demoCommand(options));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram(argv, (code) => {
+    exitCode = code;
+  });
+  if (argv.length <= 2) {
+    process.stdout.write(program.helpInformation());
+    return EXIT_USAGE;
+  }
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are not errors; commander already printed its one line.
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`pageref: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof CaptureError || isFileError(error)) {
+      process.stderr.write(`pageref: ${(error as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(`pageref: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function isFileError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+}
+
+export { EXIT_FAILURE, EXIT_USAGE };

@@ -1,0 +1,191 @@
+// The live source: attaches the tracer, drains the ring buffer on a timer in
+// batches, symbolises new stacks, and feeds a CaptureSink until stopped.
+
+import { hostname, machine, release, version } from 'node:os';
+import type { CaptureHeader, KernelCounters, RecordOptions, StackEntry } from '../capture/schema';
+import { FORMAT_VERSION } from '../capture/schema';
+import { NativeTracer, openTracer, TracerOptions } from '../native/tracer';
+import { RECORD_SIZE } from '../record/layout';
+import { PointerHasher } from '../record/pointer-hash';
+import { RecordDecoder } from '../record/record-decoder';
+import { StringTable } from '../record/string-table';
+import type { EventName } from '../record/event-types';
+import type { CaptureSink } from '../stream/capture-sink';
+import { KernelSymbols } from '../symbols/kallsyms';
+
+/** How often the ring buffer is drained. The BPF side never wakes us (BPF_RB_NO_WAKEUP). */
+const DRAIN_INTERVAL_MS = 20;
+/** How often the kernel's counters go into the capture, so a cut capture still has recent ones. */
+const COUNTERS_INTERVAL_MS = 1000;
+/** Records copied per drain call: one N-API call per this many records at most. */
+const DRAIN_BATCH_RECORDS = 8192;
+
+export interface LiveCaptureOptions {
+  tracer: TracerOptions;
+  /** Events asked for that the kernel does not have (recorded in the header). */
+  eventsMissing: EventName[];
+  commandLine: string[];
+  durationSec?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: LiveProgress) => void;
+  /** Called once the programs are attached and events flow. */
+  onAttached?: (attached: string[]) => void;
+}
+
+export interface LiveProgress {
+  elapsedSec: number;
+  records: number;
+  dropped: number;
+}
+
+export interface LiveResult extends LiveProgress {
+  stopReason: string;
+  counters: KernelCounters;
+}
+
+export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureSink): Promise<LiveResult> {
+  const symbols = options.tracer.stackEntries > 0 ? KernelSymbols.load() : undefined;
+  const tracer = openTracer(options.tracer);
+  const monotonicBaseNs = process.hrtime.bigint();
+  const nowUs = Date.now() * 1000;
+  try {
+    sink.header(buildHeader(options, tracer.attached, monotonicBaseNs, nowUs));
+    options.onAttached?.(tracer.attached);
+    const strings = new StringTable();
+    const decoder = new RecordDecoder(strings, new PointerHasher(), monotonicBaseNs);
+    const stacks = new StackSymbolizer(tracer, symbols);
+    const buffer = new Uint8Array(RECORD_SIZE * DRAIN_BATCH_RECORDS);
+    const started = Date.now();
+    let records = 0;
+
+    const drainAll = () => {
+      for (;;) {
+        const bytes = tracer.drain(buffer);
+        if (bytes === 0) return;
+        const batch = decoder.decode(buffer, bytes);
+        const added = stacks.newStacks(batch.stackId, batch.length);
+        if (added.length > 0) sink.stacks(added);
+        sink.events(batch, strings);
+        records += batch.length;
+      }
+    };
+    const counters = (): KernelCounters => ({ ...tracer.readCounters(), recordsReceived: records });
+    const progress = (): LiveProgress => ({
+      elapsedSec: (Date.now() - started) / 1000,
+      records,
+      dropped: tracer.readCounters().dropped.reduce((a, b) => a + b, 0),
+    });
+
+    let failure: unknown;
+    const stopReason = await new Promise<string>((resolve) => {
+      const finish = (reason: string) => {
+        clearInterval(drainTimer);
+        clearInterval(countersTimer);
+        clearTimeout(durationTimer);
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve(reason);
+      };
+      const guarded = (work: () => void) => () => {
+        try {
+          work();
+        } catch (error) {
+          failure = error;
+          finish(`error: ${(error as Error).message}`);
+        }
+      };
+      const drainTimer = setInterval(guarded(drainAll), DRAIN_INTERVAL_MS);
+      const countersTimer = setInterval(
+        guarded(() => {
+          sink.counters(counters());
+          options.onProgress?.(progress());
+        }),
+        COUNTERS_INTERVAL_MS,
+      );
+      const durationTimer = options.durationSec === undefined ? undefined : setTimeout(() => finish('duration'), options.durationSec * 1000);
+      const onAbort = () => finish(String(options.signal?.reason ?? 'aborted'));
+      if (options.signal?.aborted) onAbort();
+      else options.signal?.addEventListener('abort', onAbort);
+    });
+
+    // Detach first, so that nothing is emitted after the last drain, then
+    // drain what is left and read the final counters.
+    tracer.detach();
+    const end = () => ({ trailer: { endTimeUnixUs: Date.now() * 1000, stopReason, counters: counters() } });
+    if (failure) {
+      try {
+        sink.end(end());
+      } catch {
+        // the sink is what failed; the first error is the one to report
+      }
+      throw failure;
+    }
+    drainAll();
+    const ending = end();
+    sink.end(ending);
+    const final = ending.trailer.counters;
+    return { ...progress(), stopReason, counters: final };
+  } finally {
+    tracer.close();
+  }
+}
+
+function buildHeader(options: LiveCaptureOptions, attached: string[], monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
+  const t = options.tracer;
+  const recordOptions: RecordOptions = {
+    pids: t.pids,
+    comms: t.comms,
+    pfnMin: t.pfnMin,
+    pfnMax: t.pfnMax,
+    stacks: t.stackEntries > 0,
+    ringBytes: t.ringBytes,
+    stackEntries: t.stackEntries,
+  };
+  return {
+    formatVersion: FORMAT_VERSION,
+    kernelRelease: release(),
+    kernelVersion: version(),
+    machine: machine(),
+    hostname: hostname(),
+    monotonicBaseNs: monotonicBaseNs.toString(),
+    bootTimeUnixUs: Math.round(nowUs - Number(monotonicBaseNs / 1000n)),
+    startTimeUnixUs: nowUs,
+    commandLine: options.commandLine,
+    options: recordOptions,
+    eventsAttached: attached,
+    eventsMissing: options.eventsMissing,
+    pageSize: 4096,
+    source: 'live',
+  };
+}
+
+/** Reads each kernel stack once, the first time a record refers to it, and names its frames. */
+class StackSymbolizer {
+  private readonly known = new Set<number>();
+  private readonly frameNames = new Map<bigint, string>();
+
+  constructor(
+    private readonly tracer: NativeTracer,
+    private readonly symbols: KernelSymbols | undefined,
+  ) {}
+
+  newStacks(stackIds: Int32Array, length: number): StackEntry[] {
+    const added: StackEntry[] = [];
+    for (let i = 0; i < length; i++) {
+      const id = stackIds[i];
+      if (id < 0 || this.known.has(id)) continue;
+      this.known.add(id);
+      const ips = this.tracer.readStack(id);
+      if (ips) added.push({ id, frames: Array.from(ips, (ip) => this.frameName(ip)) });
+    }
+    return added;
+  }
+
+  private frameName(ip: bigint): string {
+    let name = this.frameNames.get(ip);
+    if (name === undefined) {
+      name = this.symbols ? this.symbols.symbolize(ip) : '[unknown]';
+      this.frameNames.set(ip, name);
+    }
+    return name;
+  }
+}

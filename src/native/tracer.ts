@@ -1,0 +1,66 @@
+// The TypeScript face of the native tracer: validates options before they
+// reach C++, and turns the addon's errors into BpfError.
+
+import type { NativeTracer, NativeTracerOptions } from './addon';
+import { loadAddon } from './load-addon';
+import { EVENT_NAMES } from '../record/event-types';
+
+export type { NativeTracer, NativeCounters } from './addon';
+export type TracerOptions = NativeTracerOptions;
+
+/** libbpf or the kernel refused: errno, what libbpf said, and the verifier's log if any. */
+export class BpfError extends Error {
+  override name = 'BpfError';
+  constructor(
+    message: string,
+    readonly errno: number,
+    readonly libbpfLog: string,
+    readonly verifierLog: string,
+  ) {
+    super(message);
+  }
+}
+
+const PAGE_SIZE = 4096;
+const MAX_PFN = 2 ** 52;
+
+/** The first problem with `options`, as one line, or undefined. */
+export function tracerOptionsProblem(options: TracerOptions): string | undefined {
+  if (options.events.length === 0) return 'no events to trace';
+  const unknown = options.events.find((name) => !(EVENT_NAMES as readonly string[]).includes(name));
+  if (unknown) return `unknown event ${unknown}`;
+  const ring = options.ringBytes;
+  if (!Number.isInteger(ring) || ring < PAGE_SIZE || ring > 2 ** 30 || (ring & (ring - 1)) !== 0) {
+    return `buffer size ${ring} must be a power of two from ${PAGE_SIZE} to ${2 ** 30} bytes`;
+  }
+  if (!Number.isInteger(options.stackEntries) || options.stackEntries < 0 || options.stackEntries > 1 << 20) {
+    return `stack entries ${options.stackEntries} must be an integer from 0 to ${1 << 20}`;
+  }
+  const badPid = options.pids.find((pid) => !Number.isInteger(pid) || pid <= 0 || pid > 0x3fffffff);
+  if (badPid !== undefined) return `pid ${badPid} is not a process id`;
+  const badComm = options.comms.find((comm) => comm.length === 0 || Buffer.byteLength(comm) > 15);
+  if (badComm !== undefined) return `comm "${badComm}" must be 1 to 15 bytes (the kernel's TASK_COMM_LEN - 1)`;
+  const { pfnMin, pfnMax } = options;
+  if (!Number.isInteger(pfnMin) || !Number.isInteger(pfnMax) || pfnMin < 0 || pfnMax > MAX_PFN || pfnMin > pfnMax) {
+    return `pfn range ${pfnMin}-${pfnMax} is not a valid range`;
+  }
+  return undefined;
+}
+
+/** Loads, configures and attaches the BPF programs for `options.events`. */
+export function openTracer(options: TracerOptions): NativeTracer {
+  const problem = tracerOptionsProblem(options);
+  if (problem) throw new RangeError(problem);
+  const addon = loadAddon();
+  try {
+    return new addon.NativeTracer(options);
+  } catch (error) {
+    throw asBpfError(error);
+  }
+}
+
+export function asBpfError(error: unknown): unknown {
+  const fields = error as { name?: string; message?: string; errno?: number; libbpfLog?: string; verifierLog?: string };
+  if (fields?.name !== 'BpfError') return error;
+  return new BpfError(fields.message ?? 'BPF failure', fields.errno ?? 0, fields.libbpfLog ?? '', fields.verifierLog ?? '');
+}

@@ -1,0 +1,133 @@
+import test from 'ava';
+import { readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs';
+import { CaptureError, replayCapture } from '../src/capture/capture-reader';
+import { CaptureWriter } from '../src/capture/capture-writer';
+import { CaptureSummary, reportJson } from '../src/report/capture-summary';
+import { EventType } from '../src/record/event-types';
+import { rawRecord } from './helpers/records';
+import { tempPath, testHeader, writeCapture } from './helpers/capture';
+
+function sampleRecords() {
+  const records: Buffer[] = [];
+  for (let i = 0; i < 10; i++) {
+    records.push(rawRecord({ type: EventType.PageRefMod, tsNs: 1_000_000_000n + BigInt(i * 1000), pfn: 0x1000n + BigInt(i % 3), val: 1, count: 2, stackId: 1, comm: i % 2 ? 'vmsplice-hold' : 'bash', pid: 100 + (i % 2), tgid: 100 + (i % 2) }));
+  }
+  records.push(rawRecord({ type: EventType.PageRefModAndTest, tsNs: 1_000_020_000n, pfn: 0x1000n, val: -1, ret: 0, stackId: 2, comm: 'bash' }));
+  records.push(rawRecord({ type: EventType.TestPagesIsolated, tsNs: 1_000_030_000n, pfn: 0x1000n, word1: 0x1400n, word2: 0x1001n }));
+  return records;
+}
+
+test('a capture reads back event for event, with strings, stacks, counters and trailer', (t) => {
+  const path = tempPath('round.pgref');
+  writeCapture(path, sampleRecords());
+  const summary = new CaptureSummary();
+  const seen: { comms: string[]; ts: number[]; stacks: number } = { comms: [], ts: [], stacks: 0 };
+  const result = replayCapture(path, {
+    header: (h) => summary.header(h),
+    stacks: (s) => {
+      seen.stacks += s.length;
+    },
+    events: (batch, strings) => {
+      summary.events(batch, strings);
+      for (let i = 0; i < batch.length; i++) {
+        seen.comms.push(strings.get(batch.comm[i]));
+        seen.ts.push(batch.tsNs[i]);
+      }
+    },
+    counters: (c) => summary.counters(c),
+    end: (e) => summary.end(e),
+  });
+  t.is(result.truncated, undefined);
+  t.is(seen.stacks, 2);
+  t.deepEqual(seen.comms.slice(0, 4), ['bash', 'vmsplice-hold', 'bash', 'vmsplice-hold']);
+  t.deepEqual(seen.ts.slice(0, 3), [0, 1000, 2000]);
+  const report = reportJson(summary, 5);
+  t.is(report.events.page_ref_mod, 10);
+  t.is(report.events.page_ref_mod_and_test, 1);
+  t.is(report.events.test_pages_isolated, 1);
+  t.is(report.dropped, 2);
+  t.is(report.pfns, 3);
+  t.is(report.isolation.failures, 1);
+  t.deepEqual(report.isolation.busyPfns, [{ pfn: '0x1001', failures: 1 }]);
+  // Equal net references: the page with more events ranks first.
+  t.deepEqual(report.top[0], { pfn: '0x1000', gets: 4, puts: 1, net: 3, events: 5 });
+  t.deepEqual(report.top[1], { pfn: '0x1001', gets: 3, puts: 0, net: 3, events: 3 });
+  t.is(report.capture.stopReason, 'SIGINT');
+  t.is(report.kernel.release, '6.1.192');
+});
+
+test('a capture is created 0600 and an existing file is not overwritten without force', (t) => {
+  const path = tempPath('mode.pgref');
+  writeCapture(path, sampleRecords());
+  t.is(statSync(path).mode & 0o777, 0o600);
+  const error = t.throws(() => new CaptureWriter(path));
+  t.is((error as NodeJS.ErrnoException).code, 'EEXIST');
+  const before = statSync(path).size;
+  const replaced = new CaptureWriter(path, { force: true });
+  replaced.header(testHeader());
+  replaced.end({});
+  t.true(statSync(path).size < before, 'replaced by the new, shorter capture');
+});
+
+test('a capture cut at any byte reads back its whole frames and says it was cut short', (t) => {
+  const path = tempPath('whole.pgref');
+  writeCapture(path, sampleRecords(), { perBatch: 2 });
+  const whole = readFileSync(path);
+  const cutPath = tempPath('cut.pgref');
+  let previousEvents = -1;
+  let truncatedReports = 0;
+  // Every cut point past the header frame.
+  for (let cut = 200; cut < whole.length; cut++) {
+    writeFileSync(cutPath, whole.subarray(0, cut));
+    let events = 0;
+    const result = replayCapture(cutPath, {
+      header: () => {},
+      stacks: () => {},
+      events: (batch) => {
+        events += batch.length;
+      },
+      counters: () => {},
+      end: () => {},
+    });
+    t.truthy(result.truncated, `cut at ${cut} must be reported`);
+    if (result.truncated) truncatedReports++;
+    t.true(events >= previousEvents, 'a longer prefix never yields fewer events');
+    previousEvents = events;
+  }
+  t.true(truncatedReports > 0);
+  t.is(previousEvents, 12, 'the last cut before the trailer still holds every event');
+});
+
+test('a torn frame in the middle (bad checksum) stops reading there', (t) => {
+  const path = tempPath('flip.pgref');
+  writeCapture(path, sampleRecords());
+  const bytes = readFileSync(path);
+  bytes[bytes.length - 30] ^= 0xff;
+  writeFileSync(path, bytes);
+  const result = replayCapture(path, { header: () => {}, stacks: () => {}, events: () => {}, counters: () => {}, end: () => {} });
+  t.regex(result.truncated ?? '', /checksum/);
+});
+
+test('files that are not captures are refused with one clear line', (t) => {
+  const text = tempPath('notes.txt');
+  writeFileSync(text, 'hello, this is not a capture\n');
+  const sink = { header: () => {}, stacks: () => {}, events: () => {}, counters: () => {}, end: () => {} };
+  t.throws(() => replayCapture(text, sink), { instanceOf: CaptureError, message: /is not a pageref capture/ });
+  const empty = tempPath('empty.pgref');
+  writeFileSync(empty, '');
+  t.throws(() => replayCapture(empty, sink), { instanceOf: CaptureError, message: /is not a pageref capture/ });
+  t.throws(() => replayCapture(tempPath('missing.pgref'), sink), { instanceOf: CaptureError, message: /cannot open .*ENOENT/ });
+  const magicOnly = tempPath('magic.pgref');
+  writeFileSync(magicOnly, 'PAGEREF\n');
+  t.throws(() => replayCapture(magicOnly, sink), { instanceOf: CaptureError, message: /holds no header/ });
+});
+
+test('a capture without a trailer (the recorder was killed) is reported as not finished', (t) => {
+  const path = tempPath('killed.pgref');
+  writeCapture(path, sampleRecords(), { finish: false });
+  const result = replayCapture(path, { header: () => {}, stacks: () => {}, events: () => {}, counters: () => {}, end: () => {} });
+  t.regex(result.truncated ?? '', /no trailer/);
+  truncateSync(path, statSync(path).size - 1);
+  const cut = replayCapture(path, { header: () => {}, stacks: () => {}, events: () => {}, counters: () => {}, end: () => {} });
+  t.regex(cut.truncated ?? '', /cut short/);
+});

@@ -1,0 +1,102 @@
+import test from 'ava';
+import { existsSync, writeFileSync } from 'node:fs';
+import { EventType } from '../src/record/event-types';
+import { EVENT_NAMES } from '../src/record/event-types';
+import { lines, pageref } from './helpers/cli';
+import { tempPath, writeCapture } from './helpers/capture';
+import { rawRecord } from './helpers/records';
+
+const usageErrors: [string, string[], RegExp][] = [
+  ['unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+  ['unknown option', ['report', 'x.pgref', '--colour'], /unknown option '--colour'/],
+  ['report without a file', ['report'], /missing required argument 'file'/],
+  ['record without an output', ['record'], /required option '-o, --output <file>' not specified/],
+  ['a pfn range that is not one', ['record', '-o', '/nonexistent/x', '--pfn', '0x100'], /--pfn: "0x100" is not a range START-END/],
+  ['a backwards pfn range', ['record', '-o', '/nonexistent/x', '--pfn', '0x200-0x100'], /must be above its start/],
+  ['a pid that is not a number', ['record', '-o', '/nonexistent/x', '--pid', 'init'], /--pid: "init" is not a non-negative integer/],
+  ['a comm longer than the kernel keeps', ['record', '-o', '/nonexistent/x', '--comm', 'a-very-long-task-name'], /must be 1 to 15 bytes/],
+  ['a zero duration', ['record', '-o', '/nonexistent/x', '--duration', '0'], /--duration: "0" is not a positive number/],
+  ['a size that is not one', ['record', '-o', '/nonexistent/x', '--buffer-size', 'big'], /--buffer-size: "big" is not a size/],
+  ['a top count that is not a number', ['report', 'x.pgref', '--top', 'ten'], /--top: "ten" is not a non-negative integer/],
+];
+
+for (const [what, args, message] of usageErrors) {
+  test(`usage error: ${what} is one line and exit status 2`, (t) => {
+    const run = pageref(args);
+    t.is(run.status, 2, run.stderr);
+    t.is(lines(run.stderr).length, 1, run.stderr);
+    t.regex(run.stderr, /^pageref: /);
+    t.regex(run.stderr, message);
+  });
+}
+
+test('report on a missing file or a file that is not a capture: one line, exit 1', (t) => {
+  const missing = pageref(['report', '/nonexistent/capture.pgref']);
+  t.is(missing.status, 1);
+  t.deepEqual(lines(missing.stderr), ['pageref: cannot open /nonexistent/capture.pgref: ENOENT']);
+  const text = tempPath('text.pgref');
+  writeFileSync(text, 'not a capture');
+  const notCapture = pageref(['report', text]);
+  t.is(notCapture.status, 1);
+  t.deepEqual(lines(notCapture.stderr), [`pageref: ${text} is not a pageref capture`]);
+});
+
+test('record refuses to overwrite an existing file, and leaves it alone', (t) => {
+  const path = tempPath('keep.pgref');
+  writeFileSync(path, 'precious');
+  const run = pageref(['record', '-o', path, '--duration', '1']);
+  t.is(run.status, 2);
+  t.regex(run.stderr, /exists; pass --force/);
+});
+
+test('report --json follows the documented contract', (t) => {
+  const path = tempPath('contract.pgref');
+  writeCapture(path, [
+    rawRecord({ type: EventType.PageRefMod, pfn: 0x17ac9n, val: 1, count: 2 }),
+    rawRecord({ type: EventType.PageRefMod, pfn: 0x17ac9n, val: 1, count: 3 }),
+    rawRecord({ type: EventType.PageRefModAndTest, pfn: 0x17ac9n, val: -1, count: 2 }),
+    rawRecord({ type: EventType.PageRefSet, pfn: 0x20000n, val: 1, count: 1 }),
+    rawRecord({ type: EventType.CmaAllocBusyRetry, pfn: 0x17800n, word1: 1024n, name: 'reserved' }),
+  ]);
+  const run = pageref(['report', path, '--json']);
+  t.is(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout);
+  t.is(report.kernel.release, '6.1.192');
+  t.deepEqual(Object.keys(report.events), [...EVENT_NAMES]);
+  t.is(report.events.page_ref_mod, 2);
+  t.is(report.events.cma_alloc_busy_retry, 1);
+  t.is(report.dropped, 2);
+  t.is(report.pfns, 2);
+  t.deepEqual(report.top[0], { pfn: '0x17ac9', gets: 2, puts: 1, net: 1, events: 3 });
+  t.deepEqual(report.top[1], { pfn: '0x20000', gets: 0, puts: 0, net: 0, events: 1 });
+  t.is(report.cma.busyRetries, 1);
+  const text = pageref(['report', path]);
+  t.is(text.status, 0);
+  t.regex(text.stdout, /DROPPED: 2 records were lost/);
+  t.regex(text.stdout, /0x17ac9 +2 +1 +1 +3/);
+});
+
+test('on this machine\'s kernel (no page_ref tracepoints) record fails at once with the doctor\'s explanation and writes nothing', (t) => {
+  const path = tempPath('never.pgref');
+  const run = pageref(['record', '-o', path, '--duration', '1']);
+  t.is(run.status, 1, run.stderr);
+  t.is(lines(run.stderr).length, 1, run.stderr);
+  t.regex(run.stderr, /page_ref events: kernel .* has no page_ref tracepoints .*remedy: boot a kernel built with CONFIG_DEBUG_PAGE_REF=y/);
+  t.false(existsSync(path));
+});
+
+test('doctor on this machine\'s kernel says page_ref is missing, with the remedy, and exits 1', (t) => {
+  const run = pageref(['doctor', '--json']);
+  t.is(run.status, 1);
+  const report = JSON.parse(run.stdout);
+  t.false(report.ok);
+  t.is(report.debugPageRef, 'n');
+  const check = report.checks.find((c: { name: string }) => c.name === 'page_ref events');
+  t.is(check.status, 'fail');
+  t.regex(check.remedy, /CONFIG_DEBUG_PAGE_REF=y/);
+  t.is(report.checks.find((c: { name: string }) => c.name === 'btf').status, 'ok');
+  for (const name of EVENT_NAMES.filter((n) => n.startsWith('page_ref_'))) t.true(report.events.missing.includes(name));
+  const text = pageref(['doctor']);
+  t.regex(text.stdout, /\[FAIL\] page_ref events/);
+  t.regex(text.stdout, /remedy: boot a kernel built with CONFIG_DEBUG_PAGE_REF=y/);
+});
