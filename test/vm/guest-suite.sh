@@ -1,0 +1,76 @@
+#!/bin/sh
+# Runs inside a test kernel (test/vm/kernels.test.ts boots it): pageref's
+# doctor, the ftrace oracle run and the CMA run. Everything the host test
+# checks is left in $PAGEREF_OUT; nothing here decides pass or fail.
+set -u
+out="$PAGEREF_OUT"
+T=/sys/kernel/tracing
+pageref() { node bin/pageref.js "$@"; }
+
+# wait_attached LOG PID: until pageref record says it attached (or died).
+wait_attached() {
+	i=0
+	while [ $i -lt 600 ]; do
+		grep -q "attached" "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# --- doctor --------------------------------------------------------------
+pageref doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
+echo $? > "$out/doctor.rc"
+
+# --- oracle: pageref --pid against the kernel's own ftrace, same pid -------
+go="$TMPDIR/go"
+mkfifo "$go"
+# page-churn blocks opening the fifo until we write "go": both tracers are
+# attached before it does anything.
+build/Release/page-churn 8 4 < "$go" > "$out/churn.log" 2>&1 &
+churn=$!
+echo 0 > $T/tracing_on
+echo 32768 > $T/buffer_size_kb
+echo > $T/trace
+echo $churn > $T/set_event_pid
+for event in $T/events/page_ref/page_ref_*; do echo 1 > "$event/enable"; done
+echo 1 > $T/tracing_on
+pageref record -o "$out/oracle.pgref" --pid $churn > "$out/oracle-record.log" 2>&1 &
+recorder=$!
+if wait_attached "$out/oracle-record.log" $recorder; then
+	echo go > "$go"
+	wait $churn
+	echo $? > "$out/churn.rc"
+else
+	echo "pageref record did not attach" >> "$out/oracle-record.log"
+	kill $churn
+fi
+echo 0 > $T/tracing_on
+kill -INT $recorder
+wait $recorder
+echo $? > "$out/oracle-record.rc"
+cat $T/per_cpu/cpu*/stats > "$out/ftrace-stats.txt"
+grep -v '^#' $T/trace > "$out/ftrace.txt"
+for event in $T/events/page_ref/page_ref_*; do echo 0 > "$event/enable"; done
+echo > $T/set_event_pid
+echo > $T/trace
+echo 1408 > $T/buffer_size_kb
+
+# --- CMA: pages pinned by vmsplice make CMA allocations fail --------------
+pageref record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
+recorder=$!
+if wait_attached "$out/cma-record.log" $recorder; then
+	sh vm/cma-workload.sh build/Release/vmsplice-hold 160 4 8192 > "$out/cma-workload.log" 2>&1
+	echo $? > "$out/cma-workload.rc"
+else
+	echo "pageref record did not attach" >> "$out/cma-record.log"
+fi
+kill -INT $recorder
+wait $recorder
+echo $? > "$out/cma-record.rc"
+
+# --- nothing is left loaded --------------------------------------------------
+bpftool prog show > "$out/bpf-progs-after.txt" 2>&1
+bpftool link show > "$out/bpf-links-after.txt" 2>&1
+exit 0

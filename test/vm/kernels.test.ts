@@ -1,0 +1,142 @@
+// pageref on real kernels: each test kernel boots once and runs
+// test/vm/guest-suite.sh (doctor, the ftrace oracle run, the CMA run); the
+// tests below check what it left behind. The kernel's own ftrace is the
+// oracle. No kernel or no QEMU is a failure, never a silent pass;
+// PAGEREF_SKIP_VM=1 (never set in CI) skips for a quick local run.
+
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { replayCapture } from '../../src/capture/capture-reader';
+import { CaptureSummary, reportJson, ReportJson } from '../../src/report/capture-summary';
+import { isolationFailed } from '../../src/record/event-batch';
+import { EventType, isPageRefEvent } from '../../src/record/event-types';
+import { findKernels, KernelImage } from '../../src/vm/kernels';
+import { runInVm, VmResult } from '../../src/vm/qemu';
+
+const SUITE_TIMEOUT_SEC = 900;
+const kernels = findKernels();
+const runs = new Map<string, Promise<VmResult>>();
+
+// One boot per kernel, one after another (two emulated guests on two cores
+// would only slow each other down); every test of that kernel awaits it.
+function suiteRun(kernel: KernelImage): Promise<VmResult> {
+  let run = runs.get(kernel.name);
+  if (!run) {
+    const previous = [...runs.values()].at(-1);
+    run = (async () => {
+      await previous?.catch(() => undefined);
+      return runInVm({ kernel, script: 'sh test/vm/guest-suite.sh', timeoutSec: SUITE_TIMEOUT_SEC });
+    })();
+    runs.set(kernel.name, run);
+  }
+  return run;
+}
+
+function file(run: VmResult, name: string): string {
+  try {
+    return readFileSync(join(run.outDir, name), 'utf8');
+  } catch {
+    return `(no ${name})`;
+  }
+}
+
+function report(path: string): ReportJson {
+  const summary = new CaptureSummary();
+  replayCapture(path, summary);
+  return reportJson(summary, 10);
+}
+
+/** Per-event counts of the kernel's own ftrace text. */
+function ftraceCounts(text: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const match of text.matchAll(/:\s+(page_ref_[a-z_]+):\s/g)) counts[match[1]] = (counts[match[1]] ?? 0) + 1;
+  return counts;
+}
+
+if (process.env.PAGEREF_SKIP_VM === '1') {
+  test.skip('VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
+} else if (kernels.length === 0) {
+  test('VM tests need a test kernel', (t) => {
+    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage (vm/build-kernel.sh builds one)');
+  });
+} else {
+  for (const kernel of kernels) registerKernelTests(kernel);
+}
+
+function registerKernelTests(kernel: KernelImage): void {
+  const name = kernel.name;
+
+  test(`${name}: doctor finds every page_ref, isolation and CMA event`, async (t) => {
+    const run = await suiteRun(kernel);
+    t.log(`${name}: guest suite took ${run.seconds.toFixed(0)} s`);
+    t.deepEqual(run.preconditions, [], 'the guest lacked what the suite needs');
+    t.is(file(run, 'doctor.rc').trim(), '0', file(run, 'doctor.err'));
+    const doctor = JSON.parse(file(run, 'doctor.json'));
+    t.true(doctor.ok);
+    t.is(doctor.debugPageRef, 'y');
+    for (const event of ['page_ref_set', 'page_ref_mod', 'page_ref_mod_and_test', 'page_ref_mod_and_return', 'page_ref_mod_unless', 'page_ref_freeze', 'page_ref_unfreeze', 'test_pages_isolated', 'cma_alloc_start', 'cma_alloc_finish', 'cma_release']) {
+      t.true(doctor.events.present.includes(event), `${event} missing`);
+    }
+  });
+
+  test(`${name}: pageref --pid counts exactly what the kernel's ftrace saw for the same pid`, async (t) => {
+    const run = await suiteRun(kernel);
+    t.is(file(run, 'oracle-record.rc').trim(), '0', file(run, 'oracle-record.log'));
+    t.is(file(run, 'churn.rc').trim(), '0', file(run, 'churn.log'));
+    const stats = file(run, 'ftrace-stats.txt');
+    t.notRegex(stats, /overrun: [1-9]/, 'ftrace lost events: the oracle is incomplete');
+    const expected = ftraceCounts(file(run, 'ftrace.txt'));
+    const got = report(join(run.outDir, 'oracle.pgref'));
+    t.log(`${name}: ftrace ${JSON.stringify(expected)}`);
+    const pageRefCounts = Object.fromEntries(Object.entries(got.events).filter(([event, count]) => event.startsWith('page_ref_') && count > 0));
+    t.deepEqual(pageRefCounts, expected);
+    t.true((expected.page_ref_mod ?? 0) + (expected.page_ref_mod_and_test ?? 0) > 4 * 2048, 'the workload churned 4 x 2048 pages');
+    t.is(got.dropped, 0);
+    t.is(got.capture.truncated, null);
+    t.is(got.capture.stopReason, 'SIGINT');
+  });
+
+  test(`${name}: pinned pages make isolation fail, and the capture holds their events and symbolised stacks`, async (t) => {
+    const run = await suiteRun(kernel);
+    t.is(file(run, 'cma-workload.rc').trim(), '0', file(run, 'cma-workload.log'));
+    t.is(file(run, 'cma-record.rc').trim(), '0', file(run, 'cma-record.log'));
+    const capture = join(run.outDir, 'cma.pgref');
+    const summary = report(capture);
+    t.log(`${name}: ${summary.isolation.failures} isolation failures, ${summary.cma.busyRetries} busy retries, ${summary.cma.failedAllocations} failed allocations, ${summary.dropped} dropped`);
+    t.true(summary.events.test_pages_isolated > 0);
+    t.true(summary.isolation.failures > 0, 'no isolation failed');
+    t.is(summary.capture.truncated, null);
+
+    // Which busy pfns have page_ref events, and what their stacks say.
+    const busy = new Set<number>();
+    const stacksOnBusy = new Set<number>();
+    const stacks = new Map<number, string[]>();
+    replayCapture(capture, {
+      header: () => {},
+      stacks: (entries) => entries.forEach((entry) => stacks.set(entry.id, entry.frames)),
+      events: (batch) => {
+        for (let i = 0; i < batch.length; i++) {
+          if (batch.type[i] === EventType.TestPagesIsolated && isolationFailed(batch, i)) busy.add(batch.mapping[i]);
+        }
+        for (let i = 0; i < batch.length; i++) {
+          if (isPageRefEvent(batch.type[i]) && busy.has(batch.pfn[i]) && batch.stackId[i] >= 0) stacksOnBusy.add(batch.stackId[i]);
+        }
+      },
+      counters: () => {},
+      end: () => {},
+    });
+    t.true(stacksOnBusy.size > 0, 'no page_ref event with a stack on any busy pfn');
+    const frames = [...stacksOnBusy].flatMap((id) => stacks.get(id) ?? []);
+    t.true(frames.length > 0, 'the stacks of busy pfns are missing from the capture');
+    t.true(frames.every((frame) => /^[\w.$]+\+0x[0-9a-f]+( \[\w+\])?$/.test(frame)), `not symbolised: ${frames.find((f) => !/^[\w.$]+\+0x[0-9a-f]+/.test(f))}`);
+    t.true(frames.some((frame) => /vmsplice|splice|get_user_pages|pin_user_pages|iov_iter_get_pages|gup/.test(frame)), 'no stack on a busy pfn comes from the vmsplice (GUP) path');
+  });
+
+  test(`${name}: nothing stays loaded in the kernel after record exits`, async (t) => {
+    const run = await suiteRun(kernel);
+    const progs = file(run, 'bpf-progs-after.txt');
+    t.notRegex(progs, /tracepoint/, progs);
+    t.notRegex(file(run, 'bpf-links-after.txt'), /tracepoint|perf_event/);
+  });
+}
