@@ -1,20 +1,21 @@
 // Loads the native addon built by `npm run build` (node-gyp).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Addon from './addon';
 
 export type AddonModule = typeof Addon;
 
-/** Where the .node file may be, in the order tried: Release first, then Debug. */
-export function addonCandidates(root = path.resolve(__dirname, '..', '..', '..')): string[] {
-  // __dirname is dist/src/native once compiled, src/native under ts-node.
-  const roots = [root, path.resolve(__dirname, '..', '..')];
-  const out: string[] = [];
-  for (const r of roots)
-    for (const flavour of ['Release', 'Debug']) {
-      const p = path.join(r, 'build', flavour, 'pageref.node');
-      if (!out.includes(p)) out.push(p);
-    }
-  return out;
+/** The checkout: the nearest folder above this file with a package.json (from src/ or dist/src/). */
+function packageRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(__dirname, '..', '..');
+  }
+}
+
+/** Where the .node file may be, in the order tried. */
+export function addonCandidates(root = packageRoot()): string[] {
+  return ['Release', 'Debug'].map((flavour) => path.join(root, 'build', flavour, 'pageref.node'));
 }
 
 /**

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel side of pageref: one program per tracepoint in PAGEREF_EVENTS.
+ * Each one counts, filters (page_ref events only), reserves a record,
+ * fills every byte of it, and submits. No policy lives here.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "tracepoint-types.h"
+#include "pageref.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space before load; the verifier prunes what they switch off. */
+const volatile bool filter_pids = false;
+const volatile bool filter_comms = false;
+const volatile bool want_stacks = false;
+const volatile __u64 pfn_min = 0;
+const volatile __u64 pfn_max = ~0ULL;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* resized before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);       /* resized before load */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, PAGEREF_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PAGEREF_EV_COUNT);
+	__type(key, __u32);
+	__type(value, struct pageref_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);           /* tgid */
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[PAGEREF_COMM_LEN]);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
+
+/*
+ * Per-CPU counters are bumped without atomics: tracepoint programs run
+ * with bpf_prog_active held, so no other one runs on this CPU meanwhile
+ * (the kernel counts those skips as recursion_misses instead).
+ */
+static __always_inline struct pageref_counters *count_seen(__u32 type)
+{
+	struct pageref_counters *c = bpf_map_lookup_elem(&counters, &type);
+
+	if (c)
+		c->seen++;
+	return c;
+}
+
+/* Reserves a record and fills the fields every event has. */
+static __always_inline struct pageref_record *
+begin_record(void *ctx, __u8 type, struct pageref_counters *c, __u64 pid_tgid)
+{
+	struct pageref_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		c->dropped++;
+		return NULL;
+	}
+	r->ts_ns = bpf_ktime_get_ns();
+	r->pid = (__u32)pid_tgid;
+	r->tgid = pid_tgid >> 32;
+	r->cpu = bpf_get_smp_processor_id();
+	r->type = type;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	r->stack_id = PAGEREF_STACK_NONE;
+	if (want_stacks) {
+		long id = bpf_get_stackid(ctx, &stacks, 0);
+
+		if (id < 0)
+			c->stack_lost++;
+		r->stack_id = id;
+	}
+	return r;
+}
+
+/*
+ * BPF_RB_NO_WAKEUP: user space drains on a timer, so waking a poller per
+ * record would only add an irq_work per page reference for nothing.
+ */
+static __always_inline void submit_record(struct pageref_record *r, struct pageref_counters *c)
+{
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	c->emitted++;
+}
+
+static __always_inline bool page_ref_wanted(__u64 pid_tgid, __u64 pfn)
+{
+	if (pfn < pfn_min || pfn > pfn_max)
+		return false;
+	if (filter_pids) {
+		__u32 tgid = pid_tgid >> 32;
+
+		if (!bpf_map_lookup_elem(&pid_filter, &tgid))
+			return false;
+	}
+	if (filter_comms) {
+		char comm[PAGEREF_COMM_LEN] = {};
+
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&comm_filter, comm))
+			return false;
+	}
+	return true;
+}
+
+/* The one body of the seven page_ref programs; ret is 0 for the events without it. */
+static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64 flags,
+					  int count, int mapcount, __u64 mapping, int mt,
+					  int val, int ret)
+{
+	struct pageref_counters *c = count_seen(type);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pageref_record *r;
+
+	if (!c)
+		return 0;
+	if (!page_ref_wanted(pid_tgid, pfn)) {
+		c->filtered++;
+		return 0;
+	}
+	r = begin_record(ctx, type, c, pid_tgid);
+	if (!r)
+		return 0;
+	r->pfn = pfn;
+	/* The bits above the page flags hold node, zone and section numbers. */
+	r->page.flags = flags & ((1ULL << bpf_core_enum_value(enum pageflags, __NR_PAGEFLAGS)) - 1);
+	r->page.mapping = mapping;
+	r->count = count;
+	r->mapcount = mapcount;
+	r->val = val;
+	r->ret = ret;
+	r->mt = mt;
+	__builtin_memset(r->name, 0, sizeof(r->name));
+	submit_record(r, c);
+	return 0;
+}
+
+static __always_inline int mod_event(struct trace_event_raw_page_ref_mod_template *tp, __u8 type)
+{
+	return page_ref_event(tp, type, tp->pfn, tp->flags, tp->count, tp->mapcount,
+			      (__u64)tp->mapping, tp->mt, tp->val, 0);
+}
+
+static __always_inline int test_event(struct trace_event_raw_page_ref_mod_and_test_template *tp,
+				      __u8 type)
+{
+	return page_ref_event(tp, type, tp->pfn, tp->flags, tp->count, tp->mapcount,
+			      (__u64)tp->mapping, tp->mt, tp->val, tp->ret);
+}
+
+SEC("tp/page_ref/page_ref_set")
+int page_ref_set(struct trace_event_raw_page_ref_mod_template *tp)
+{
+	return mod_event(tp, PAGEREF_EV_PAGE_REF_SET);
+}
+
+SEC("tp/page_ref/page_ref_mod")
+int page_ref_mod(struct trace_event_raw_page_ref_mod_template *tp)
+{
+	return mod_event(tp, PAGEREF_EV_PAGE_REF_MOD);
+}
+
+SEC("tp/page_ref/page_ref_mod_and_test")
+int page_ref_mod_and_test(struct trace_event_raw_page_ref_mod_and_test_template *tp)
+{
+	return test_event(tp, PAGEREF_EV_PAGE_REF_MOD_AND_TEST);
+}
+
+SEC("tp/page_ref/page_ref_mod_and_return")
+int page_ref_mod_and_return(struct trace_event_raw_page_ref_mod_and_test_template *tp)
+{
+	return test_event(tp, PAGEREF_EV_PAGE_REF_MOD_AND_RETURN);
+}
+
+SEC("tp/page_ref/page_ref_mod_unless")
+int page_ref_mod_unless(struct trace_event_raw_page_ref_mod_and_test_template *tp)
+{
+	return test_event(tp, PAGEREF_EV_PAGE_REF_MOD_UNLESS);
+}
+
+SEC("tp/page_ref/page_ref_freeze")
+int page_ref_freeze(struct trace_event_raw_page_ref_mod_and_test_template *tp)
+{
+	return test_event(tp, PAGEREF_EV_PAGE_REF_FREEZE);
+}
+
+SEC("tp/page_ref/page_ref_unfreeze")
+int page_ref_unfreeze(struct trace_event_raw_page_ref_mod_template *tp)
+{
+	return mod_event(tp, PAGEREF_EV_PAGE_REF_UNFREEZE);
+}
+
+/* Isolation and CMA events are never filtered: they are rare, they mark
+ * the failure, and the allocating task is not the one holding the page. */
+SEC("tp/page_isolation/test_pages_isolated")
+int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
+{
+	struct pageref_counters *c = count_seen(PAGEREF_EV_TEST_PAGES_ISOLATED);
+	struct pageref_record *r;
+
+	if (!c)
+		return 0;
+	r = begin_record(tp, PAGEREF_EV_TEST_PAGES_ISOLATED, c, bpf_get_current_pid_tgid());
+	if (!r)
+		return 0;
+	r->pfn = tp->start_pfn;
+	r->isolation.end_pfn = tp->end_pfn;
+	r->isolation.fin_pfn = tp->fin_pfn;
+	r->count = 0;
+	r->mapcount = 0;
+	r->val = 0;
+	r->ret = 0;
+	r->mt = 0;
+	__builtin_memset(r->name, 0, sizeof(r->name));
+	submit_record(r, c);
+	return 0;
+}
+
+/* name_loc is the event's __data_loc_name; pfn is all ones for events without one. */
+static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64 pfn,
+				     __u64 count, __u64 align, int ret)
+{
+	struct pageref_counters *c = count_seen(type);
+	struct pageref_record *r;
+
+	if (!c)
+		return 0;
+	r = begin_record(ctx, type, c, bpf_get_current_pid_tgid());
+	if (!r)
+		return 0;
+	r->pfn = pfn;
+	r->cma.count = count;
+	r->cma.align = align;
+	r->count = 0;
+	r->mapcount = 0;
+	r->val = 0;
+	r->ret = ret;
+	r->mt = 0;
+	/* Zeroed first: a short or failed copy must not leave ring bytes behind. */
+	__builtin_memset(r->name, 0, sizeof(r->name));
+	bpf_probe_read_kernel_str(r->name, sizeof(r->name), ctx + (name_loc & 0xffff));
+	submit_record(r, c);
+	return 0;
+}
+
+SEC("tp/cma/cma_alloc_start")
+int cma_alloc_start(struct trace_event_raw_cma_alloc_start *tp)
+{
+	return cma_event(tp, PAGEREF_EV_CMA_ALLOC_START, tp->__data_loc_name, ~0ULL,
+			 tp->count, tp->align, 0);
+}
+
+SEC("tp/cma/cma_alloc_finish")
+int cma_alloc_finish(void *ctx)
+{
+	/* Since "cma:tracing: Print alloc result in trace_cma_alloc_finish"
+	 * (v6.3) the event has its own type with errorno; before, the class. */
+	if (bpf_core_type_exists(struct trace_event_raw_cma_alloc_finish)) {
+		struct trace_event_raw_cma_alloc_finish *tp = ctx;
+		int err = 0;
+
+		if (bpf_core_field_exists(tp->errorno))
+			err = tp->errorno;
+		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_FINISH, tp->__data_loc_name, tp->pfn,
+				 tp->count, tp->align, err);
+	} else {
+		struct trace_event_raw_cma_alloc_class *tp = ctx;
+
+		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_FINISH, tp->__data_loc_name, tp->pfn,
+				 tp->count, tp->align, 0);
+	}
+}
+
+SEC("tp/cma/cma_alloc_busy_retry")
+int cma_alloc_busy_retry(void *ctx)
+{
+	/* Same change: the shared class became one type per event. */
+	if (bpf_core_type_exists(struct trace_event_raw_cma_alloc_busy_retry)) {
+		struct trace_event_raw_cma_alloc_busy_retry *tp = ctx;
+
+		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_BUSY_RETRY, tp->__data_loc_name,
+				 tp->pfn, tp->count, tp->align, 0);
+	} else {
+		struct trace_event_raw_cma_alloc_class *tp = ctx;
+
+		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_BUSY_RETRY, tp->__data_loc_name,
+				 tp->pfn, tp->count, tp->align, 0);
+	}
+}
+
+SEC("tp/cma/cma_release")
+int cma_release(struct trace_event_raw_cma_release *tp)
+{
+	return cma_event(tp, PAGEREF_EV_CMA_RELEASE, tp->__data_loc_name, tp->pfn, tp->count, 0, 0);
+}

@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: GPL-2.0
+// The pageref addon: one NativeTracer per loaded and attached BPF object
+// (src/native/addon.d.ts is its contract), plus the record layout as the C
+// compiler sees it. Everything runs on the calling JavaScript thread:
+// JavaScript drains the ring buffer on a timer into a buffer it owns.
+#include <napi.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bpf-error.h"
+#include "pageref.h"
+#include "pageref.skel.h"
+
+namespace pageref {
+namespace {
+
+struct EventName {
+  const char* subsystem;
+  const char* name;
+};
+
+#define PAGEREF_EVENT_NAME(suffix, subsystem, name) {subsystem, name},
+const EventName kEvents[PAGEREF_EV_COUNT] = {PAGEREF_EVENTS(PAGEREF_EVENT_NAME)};
+#undef PAGEREF_EVENT_NAME
+
+constexpr size_t kRecordSize = sizeof(struct pageref_record);
+
+// Returned by the ring buffer callback to stop ring_buffer__consume() when
+// the caller's buffer is full; never a real error of consume.
+constexpr int kBufferFull = -ENOBUFS;
+
+int EventIndex(const std::string& name) {
+  for (int i = 0; i < PAGEREF_EV_COUNT; i++)
+    if (name == kEvents[i].name) return i;
+  return -1;
+}
+
+bool IsWholeNumber(const Napi::Value& v, double max) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  return d >= 0 && d <= max && d == static_cast<double>(static_cast<uint64_t>(d));
+}
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+struct Options {
+  bool events[PAGEREF_EV_COUNT] = {};
+  uint32_t ring_bytes = 0;
+  uint32_t stack_entries = 0;
+  std::vector<uint32_t> pids;
+  std::vector<std::string> comms;
+  uint64_t pfn_min = 0;
+  uint64_t pfn_max = 0;
+};
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, "NativeTracer: " + message);
+}
+
+Options ParseOptions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) ThrowType(env, "expected one options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  Options opts;
+
+  Napi::Value events = o.Get("events");
+  if (!events.IsArray() || events.As<Napi::Array>().Length() == 0)
+    ThrowType(env, "options.events must be a non-empty array of event names");
+  Napi::Array ev = events.As<Napi::Array>();
+  for (uint32_t i = 0; i < ev.Length(); i++) {
+    Napi::Value v = ev.Get(i);
+    int index = v.IsString() ? EventIndex(v.As<Napi::String>().Utf8Value()) : -1;
+    if (index < 0)
+      ThrowType(env, "unknown event " + (v.IsString() ? "'" + v.As<Napi::String>().Utf8Value() + "'"
+                                                      : std::string("(not a string)")));
+    opts.events[index] = true;
+  }
+
+  Napi::Value ring = o.Get("ringBytes");
+  long page = sysconf(_SC_PAGESIZE);
+  if (!IsWholeNumber(ring, 1u << 31)) ThrowType(env, "options.ringBytes must be a power of two");
+  opts.ring_bytes = ring.As<Napi::Number>().Uint32Value();
+  if (opts.ring_bytes == 0 || (opts.ring_bytes & (opts.ring_bytes - 1)) != 0 ||
+      opts.ring_bytes % page != 0)
+    ThrowType(env, "options.ringBytes must be a power of two and a multiple of the page size");
+
+  Napi::Value stacks = o.Get("stackEntries");
+  if (!IsWholeNumber(stacks, 1u << 24)) ThrowType(env, "options.stackEntries must be 0 to 2^24");
+  opts.stack_entries = stacks.As<Napi::Number>().Uint32Value();
+
+  Napi::Value pids = o.Get("pids");
+  if (!pids.IsArray()) ThrowType(env, "options.pids must be an array");
+  for (uint32_t i = 0; i < pids.As<Napi::Array>().Length(); i++) {
+    Napi::Value v = pids.As<Napi::Array>().Get(i);
+    if (!IsWholeNumber(v, 4294967295.0)) ThrowType(env, "options.pids must hold process ids");
+    opts.pids.push_back(v.As<Napi::Number>().Uint32Value());
+  }
+
+  Napi::Value comms = o.Get("comms");
+  if (!comms.IsArray()) ThrowType(env, "options.comms must be an array");
+  for (uint32_t i = 0; i < comms.As<Napi::Array>().Length(); i++) {
+    Napi::Value v = comms.As<Napi::Array>().Get(i);
+    if (!v.IsString()) ThrowType(env, "options.comms must hold strings");
+    std::string comm = v.As<Napi::String>().Utf8Value();
+    if (comm.empty() || comm.size() >= PAGEREF_COMM_LEN || comm.find('\0') != std::string::npos)
+      ThrowType(env, "options.comms entries must be 1 to 15 bytes");
+    opts.comms.push_back(comm);
+  }
+
+  Napi::Value min = o.Get("pfnMin"), max = o.Get("pfnMax");
+  if (!IsWholeNumber(min, kMaxSafeInteger) || !IsWholeNumber(max, kMaxSafeInteger))
+    ThrowType(env, "options.pfnMin and options.pfnMax must be non-negative safe integers");
+  opts.pfn_min = static_cast<uint64_t>(min.As<Napi::Number>().DoubleValue());
+  opts.pfn_max = static_cast<uint64_t>(max.As<Napi::Number>().DoubleValue());
+  if (opts.pfn_min > opts.pfn_max) ThrowType(env, "options.pfnMin must not exceed options.pfnMax");
+  return opts;
+}
+
+class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeTracer",
+                       {
+                           InstanceMethod<&NativeTracer::Drain>("drain"),
+                           InstanceMethod<&NativeTracer::ReadStack>("readStack"),
+                           InstanceMethod<&NativeTracer::ReadCounters>("readCounters"),
+                           InstanceMethod<&NativeTracer::Detach>("detach"),
+                           InstanceAccessor<&NativeTracer::Attached>("attached"),
+                           InstanceMethod<&NativeTracer::Close>("close"),
+                       });
+  }
+
+  explicit NativeTracer(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<NativeTracer>(info), env_(info.Env()) {
+    Options opts = ParseOptions(info);
+    LibbpfLog log;
+    try {
+      Open(opts, log);
+    } catch (...) {
+      Free();  // the contract: a failed constructor leaves nothing loaded
+      throw;
+    }
+    napi_add_env_cleanup_hook(env_, &NativeTracer::OnEnvCleanup, this);
+    hooked_ = true;
+  }
+
+  ~NativeTracer() override { Free(); }
+
+ private:
+  // Open, configure, load, fill the filters, attach; throws BpfError.
+  void Open(const Options& opts, LibbpfLog& log) {
+    skel_ = pageref_bpf__open();
+    if (!skel_) throw BpfError(env_, "opening the BPF object", errno, log);
+
+    skel_->rodata->filter_pids = !opts.pids.empty();
+    skel_->rodata->filter_comms = !opts.comms.empty();
+    skel_->rodata->want_stacks = opts.stack_entries > 0;
+    skel_->rodata->pfn_min = opts.pfn_min;
+    skel_->rodata->pfn_max = opts.pfn_max;
+    Check(bpf_map__set_max_entries(skel_->maps.events, opts.ring_bytes), "sizing the ring buffer",
+          log);
+    // A stack map cannot have 0 entries; with stacks off it is never written.
+    Check(bpf_map__set_max_entries(skel_->maps.stacks, opts.stack_entries ? opts.stack_entries : 1),
+          "sizing the stack map", log);
+
+    std::string wanted;
+    for (int i = 0; i < PAGEREF_EV_COUNT; i++) {
+      progs_[i] = bpf_object__find_program_by_name(skel_->obj, kEvents[i].name);
+      if (!progs_[i]) throw BpfError(env_, std::string("no program for ") + kEvents[i].name, ENOENT, log);
+      Check(bpf_program__set_autoload(progs_[i], opts.events[i]), "selecting programs", log);
+      if (opts.events[i]) wanted += std::string(wanted.empty() ? "" : ", ") + kEvents[i].name;
+    }
+    Check(pageref_bpf__load(skel_), "loading the programs for " + wanted, log);
+
+    const uint8_t one = 1;
+    for (uint32_t pid : opts.pids)
+      Check(bpf_map__update_elem(skel_->maps.pid_filter, &pid, sizeof(pid), &one, sizeof(one), BPF_ANY),
+            "filling the pid filter", log);
+    for (const std::string& comm : opts.comms) {
+      char key[PAGEREF_COMM_LEN] = {};
+      memcpy(key, comm.data(), comm.size());
+      Check(bpf_map__update_elem(skel_->maps.comm_filter, key, sizeof(key), &one, sizeof(one), BPF_ANY),
+            "filling the comm filter", log);
+    }
+
+    for (int i = 0; i < PAGEREF_EV_COUNT; i++) {
+      if (!opts.events[i]) continue;
+      links_[i] = bpf_program__attach(progs_[i]);
+      if (!links_[i]) {
+        int err = errno;
+        throw BpfError(env_, std::string("attaching to ") + kEvents[i].subsystem + ":" + kEvents[i].name,
+                       err, log);
+      }
+      attached_.push_back(kEvents[i].name);
+    }
+
+    ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &NativeTracer::OnSample, this, nullptr);
+    if (!ring_) throw BpfError(env_, "opening the ring buffer", errno, log);
+  }
+
+  void Check(int err, const std::string& what, const LibbpfLog& log) {
+    if (err) throw BpfError(env_, what, err, log);
+  }
+
+  // Unregistering the last perf user of a tracepoint waits for running
+  // probes (tracepoint_synchronize_unregister), so once this returns no
+  // record is added; with another perf user of the same tracepoint (perf,
+  // bpftrace) a run already under way may still finish its record.
+  void DestroyLinks() {
+    for (auto& link : links_) {
+      bpf_link__destroy(link);
+      link = nullptr;
+    }
+    attached_.clear();
+  }
+
+  // Detaches and frees everything; safe to call more than once.
+  void Free() {
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(env_, &NativeTracer::OnEnvCleanup, this);
+      hooked_ = false;
+    }
+    DestroyLinks();
+    ring_buffer__free(ring_);
+    ring_ = nullptr;
+    pageref_bpf__destroy(skel_);
+    skel_ = nullptr;
+  }
+
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<NativeTracer*>(arg);
+    self->hooked_ = false;  // Node is running this hook; do not remove it
+    self->Free();
+  }
+
+  void CheckOpen(Napi::Env env) {
+    if (!skel_) throw Napi::Error::New(env, "tracer is closed");
+  }
+
+  // libbpf has already moved past the sample when this returns, error or
+  // not (ringbuf_process_ring), so copy first and only then ask to stop.
+  static int OnSample(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<NativeTracer*>(ctx);
+    if (size != kRecordSize) return 0;  // not ours: the program only writes records
+    memcpy(self->out_ + self->out_len_, data, kRecordSize);
+    self->out_len_ += kRecordSize;
+    return self->out_cap_ - self->out_len_ < kRecordSize ? kBufferFull : 0;
+  }
+
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() != 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "drain: expected a Uint8Array");
+    Napi::Uint8Array into = info[0].As<Napi::Uint8Array>();
+    if (into.ByteLength() < kRecordSize) return Napi::Number::New(env, 0);
+    out_ = into.Data();
+    out_cap_ = into.ByteLength();
+    out_len_ = 0;
+    LibbpfLog log;
+    int n = ring_buffer__consume(ring_);
+    size_t written = out_len_;
+    out_ = nullptr;
+    if (n < 0 && n != kBufferFull) throw BpfError(env, "draining the ring buffer", n, log);
+    return Napi::Number::New(env, static_cast<double>(written));
+  }
+
+  Napi::Value ReadStack(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() != 1 || !info[0].IsNumber())
+      throw Napi::TypeError::New(env, "readStack: expected a stack id");
+    double id = info[0].As<Napi::Number>().DoubleValue();
+    if (!(id >= 0 && id <= 4294967295.0) || id != static_cast<uint32_t>(id)) return env.Null();
+    uint32_t key = static_cast<uint32_t>(id);
+    uint64_t ips[PAGEREF_STACK_DEPTH] = {};
+    LibbpfLog log;
+    if (bpf_map__lookup_elem(skel_->maps.stacks, &key, sizeof(key), ips, sizeof(ips), 0)) {
+      int err = errno;
+      if (err == ENOENT) return env.Null();
+      throw BpfError(env, "reading stack " + std::to_string(key), err, log);
+    }
+    size_t depth = 0;
+    while (depth < PAGEREF_STACK_DEPTH && ips[depth] != 0) depth++;
+    Napi::BigUint64Array out = Napi::BigUint64Array::New(env, depth);
+    memcpy(out.Data(), ips, depth * sizeof(uint64_t));
+    return out;
+  }
+
+  Napi::Value ReadCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    LibbpfLog log;
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) throw BpfError(env, "counting possible CPUs", cpus, log);
+    std::vector<pageref_counters> per_cpu(static_cast<size_t>(cpus));
+    const char* names[] = {"seen", "filtered", "emitted", "dropped", "stackLost", "recursionMisses"};
+    Napi::Array rows[6];
+    for (int f = 0; f < 6; f++) rows[f] = Napi::Array::New(env, PAGEREF_EV_COUNT);
+
+    for (uint32_t type = 0; type < PAGEREF_EV_COUNT; type++) {
+      if (bpf_map__lookup_elem(skel_->maps.counters, &type, sizeof(type), per_cpu.data(),
+                               per_cpu.size() * sizeof(pageref_counters), 0))
+        throw BpfError(env, "reading the counters", errno, log);
+      pageref_counters sum = {};
+      for (const pageref_counters& c : per_cpu) {
+        sum.seen += c.seen;
+        sum.filtered += c.filtered;
+        sum.emitted += c.emitted;
+        sum.dropped += c.dropped;
+        sum.stack_lost += c.stack_lost;
+      }
+      rows[0].Set(type, static_cast<double>(sum.seen));
+      rows[1].Set(type, static_cast<double>(sum.filtered));
+      rows[2].Set(type, static_cast<double>(sum.emitted));
+      rows[3].Set(type, static_cast<double>(sum.dropped));
+      rows[4].Set(type, static_cast<double>(sum.stack_lost));
+      rows[5].Set(type, static_cast<double>(RecursionMisses(progs_[type])));
+    }
+    Napi::Object out = Napi::Object::New(env);
+    for (int f = 0; f < 6; f++) out.Set(names[f], rows[f]);
+    return out;
+  }
+
+  // 0 for programs that were not loaded, and on kernels without the field.
+  static uint64_t RecursionMisses(const bpf_program* prog) {
+    int fd = bpf_program__fd(prog);
+    if (fd < 0) return 0;
+    bpf_prog_info prog_info = {};
+    uint32_t len = sizeof(prog_info);
+    if (bpf_obj_get_info_by_fd(fd, &prog_info, &len)) return 0;
+    return prog_info.recursion_misses;
+  }
+
+  Napi::Value Attached(const Napi::CallbackInfo& info) {
+    Napi::Array out = Napi::Array::New(info.Env(), attached_.size());
+    for (uint32_t i = 0; i < attached_.size(); i++) out.Set(i, attached_[i]);
+    return out;
+  }
+
+  // Maps stay open: what is in the ring buffer, stacks and counters can
+  // still be read. Idempotent until close().
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    CheckOpen(info.Env());
+    DestroyLinks();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CheckOpen(info.Env());
+    Free();
+    return info.Env().Undefined();
+  }
+
+  napi_env env_;
+  bool hooked_ = false;
+  pageref_bpf* skel_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  bpf_program* progs_[PAGEREF_EV_COUNT] = {};
+  bpf_link* links_[PAGEREF_EV_COUNT] = {};
+  std::vector<std::string> attached_;
+  // The caller's buffer, only during Drain().
+  uint8_t* out_ = nullptr;
+  size_t out_cap_ = 0;
+  size_t out_len_ = 0;
+};
+
+Napi::Object Field(Napi::Env env, size_t offset, size_t size) {
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("offset", static_cast<double>(offset));
+  f.Set("size", static_cast<double>(size));
+  return f;
+}
+
+#define LAYOUT_FIELD(obj, type, key, member) \
+  obj.Set(key, Field(env, offsetof(type, member), sizeof(((type*)nullptr)->member)))
+
+Napi::Object RecordLayout(Napi::Env env) {
+  Napi::Object fields = Napi::Object::New(env);
+  LAYOUT_FIELD(fields, pageref_record, "ts_ns", ts_ns);
+  LAYOUT_FIELD(fields, pageref_record, "pfn", pfn);
+  LAYOUT_FIELD(fields, pageref_record, "page.flags", page.flags);
+  LAYOUT_FIELD(fields, pageref_record, "page.mapping", page.mapping);
+  LAYOUT_FIELD(fields, pageref_record, "isolation.end_pfn", isolation.end_pfn);
+  LAYOUT_FIELD(fields, pageref_record, "isolation.fin_pfn", isolation.fin_pfn);
+  LAYOUT_FIELD(fields, pageref_record, "cma.count", cma.count);
+  LAYOUT_FIELD(fields, pageref_record, "cma.align", cma.align);
+  LAYOUT_FIELD(fields, pageref_record, "pid", pid);
+  LAYOUT_FIELD(fields, pageref_record, "tgid", tgid);
+  LAYOUT_FIELD(fields, pageref_record, "count", count);
+  LAYOUT_FIELD(fields, pageref_record, "mapcount", mapcount);
+  LAYOUT_FIELD(fields, pageref_record, "val", val);
+  LAYOUT_FIELD(fields, pageref_record, "ret", ret);
+  LAYOUT_FIELD(fields, pageref_record, "stack_id", stack_id);
+  LAYOUT_FIELD(fields, pageref_record, "cpu", cpu);
+  LAYOUT_FIELD(fields, pageref_record, "type", type);
+  LAYOUT_FIELD(fields, pageref_record, "mt", mt);
+  LAYOUT_FIELD(fields, pageref_record, "comm", comm);
+  LAYOUT_FIELD(fields, pageref_record, "name", name);
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("size", static_cast<double>(sizeof(pageref_record)));
+  layout.Set("fields", fields);
+  return layout;
+}
+
+Napi::Object CountersLayout(Napi::Env env) {
+  Napi::Object fields = Napi::Object::New(env);
+  LAYOUT_FIELD(fields, pageref_counters, "seen", seen);
+  LAYOUT_FIELD(fields, pageref_counters, "filtered", filtered);
+  LAYOUT_FIELD(fields, pageref_counters, "emitted", emitted);
+  LAYOUT_FIELD(fields, pageref_counters, "dropped", dropped);
+  LAYOUT_FIELD(fields, pageref_counters, "stack_lost", stack_lost);
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("size", static_cast<double>(sizeof(pageref_counters)));
+  layout.Set("fields", fields);
+  return layout;
+}
+
+#undef LAYOUT_FIELD
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InstallLibbpfPrint();
+  exports.Set("NativeTracer", NativeTracer::Define(env));
+  exports.Set("recordLayout", RecordLayout(env));
+  exports.Set("countersLayout", CountersLayout(env));
+  Napi::Array events = Napi::Array::New(env, PAGEREF_EV_COUNT);
+  for (uint32_t i = 0; i < PAGEREF_EV_COUNT; i++) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, kEvents[i].subsystem);
+    pair.Set(1u, kEvents[i].name);
+    events.Set(i, pair);
+  }
+  exports.Set("events", events);
+  exports.Set("stackDepth", PAGEREF_STACK_DEPTH);
+  exports.Set("stackNone", PAGEREF_STACK_NONE);
+  exports.Set("libbpfVersion", libbpf_version_string());
+  return exports;
+}
+
+}  // namespace pageref
+
+static Napi::Object InitPageref(Napi::Env env, Napi::Object exports) {
+  return pageref::Init(env, exports);
+}
+
+NODE_API_MODULE(pageref, InitPageref)
