@@ -62,7 +62,7 @@ struct pageref_record {
 		} page;
 		struct {
 			__u64 end_pfn;
-			__u64 fin_pfn;/* first pfn that was not isolated; == end_pfn on success */
+			__u64 fin_pfn;/* first pfn not isolated; >= end_pfn on success (free buddy blocks may overshoot) */
 		} isolation;
 		struct {
 			__u64 count;  /* pages requested or released */
