@@ -124,7 +124,7 @@ export async function runInVm(options: VmOptions): Promise<VmResult> {
   ];
 
   const started = Date.now();
-  const { consoleText, timedOut, spawnError } = await runQemu(qemu, args, timeoutSec);
+  const { consoleText, timedOut, ended, spawnError } = await runQemu(qemu, args, timeoutSec);
   const seconds = (Date.now() - started) / 1000;
   const preconditions = readIfExists(path.join(outDir, 'preconditions.txt'))
     .split('\n')
@@ -141,7 +141,7 @@ export async function runInVm(options: VmOptions): Promise<VmResult> {
   if (rc === '') {
     const why = preconditions.length > 0 ? `missing: ${preconditions.join('; ')}; ` : '';
     throw new VmError(
-      `kernel ${kernel.name}: guest never ran the job (no job.rc); ${why}console ends: ${tailLines(consoleText, 5)}`,
+      `kernel ${kernel.name}: guest never ran the job (no job.rc; QEMU ended with ${ended}); ${why}console ends: ${tailLines(consoleText, 5)}`,
       consoleText,
     );
   }
@@ -158,6 +158,8 @@ export async function runInVm(options: VmOptions): Promise<VmResult> {
 interface QemuRun {
   consoleText: string;
   timedOut: boolean;
+  /** How QEMU ended, e.g. "exit status 1" or "signal SIGTERM". */
+  ended: string;
   spawnError?: Error;
 }
 
@@ -188,11 +190,17 @@ function runQemu(qemu: string, args: string[], timeoutSec: number): Promise<Qemu
     child.on('error', (err) => {
       spawnError = err;
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (killer) clearTimeout(killer);
       // Exit 124 is timeout(1) firing before our timer (it should not, being later).
-      resolve({ consoleText: cleanConsole(text.slice(-CONSOLE_LIMIT)), timedOut: timedOut || code === 124, spawnError });
+      resolve({
+        consoleText: cleanConsole(text.slice(-CONSOLE_LIMIT)),
+        timedOut: timedOut || code === 124,
+        // timeout(1) reports a child killed by signal N as status 128+N.
+        ended: signal ? `signal ${signal}` : code !== null && code > 128 ? `signal ${code - 128}` : `exit status ${code}`,
+        spawnError,
+      });
     });
   });
 }
