@@ -5,7 +5,8 @@
 set -u
 out="$PAGEREF_OUT"
 T=/sys/kernel/tracing
-pageref() { node bin/pageref.js "$@"; }
+# Not a shell function: a backgrounded function is a subshell, and a signal
+# sent to its pid would never reach node.
 
 # wait_attached LOG PID: until pageref record says it attached (or died).
 wait_attached() {
@@ -20,7 +21,7 @@ wait_attached() {
 }
 
 # --- doctor --------------------------------------------------------------
-pageref doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
+node bin/pageref.js doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
 echo $? > "$out/doctor.rc"
 
 # --- oracle: pageref --pid against the kernel's own ftrace, same pid -------
@@ -36,7 +37,7 @@ echo > $T/trace
 echo $churn > $T/set_event_pid
 for event in $T/events/page_ref/page_ref_*; do echo 1 > "$event/enable"; done
 echo 1 > $T/tracing_on
-pageref record -o "$out/oracle.pgref" --pid $churn > "$out/oracle-record.log" 2>&1 &
+node bin/pageref.js record -o "$out/oracle.pgref" --pid $churn > "$out/oracle-record.log" 2>&1 &
 recorder=$!
 if wait_attached "$out/oracle-record.log" $recorder; then
 	echo go > "$go"
@@ -58,10 +59,10 @@ echo > $T/trace
 echo 1408 > $T/buffer_size_kb
 
 # --- CMA: pages pinned by vmsplice make CMA allocations fail --------------
-pageref record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
+node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
 recorder=$!
 if wait_attached "$out/cma-record.log" $recorder; then
-	sh vm/cma-workload.sh build/Release/vmsplice-hold 160 4 8192 > "$out/cma-workload.log" 2>&1
+	sh vm/cma-workload.sh build/Release/vmsplice-hold 160 2 8192 > "$out/cma-workload.log" 2>&1
 	echo $? > "$out/cma-workload.rc"
 else
 	echo "pageref record did not attach" >> "$out/cma-record.log"
