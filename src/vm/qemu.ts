@@ -197,12 +197,21 @@ function runQemu(qemu: string, args: string[], timeoutSec: number): Promise<Qemu
       resolve({
         consoleText: cleanConsole(text.slice(-CONSOLE_LIMIT)),
         timedOut: timedOut || code === 124,
-        // timeout(1) reports a child killed by signal N as status 128+N.
-        ended: signal ? `signal ${signal}` : code !== null && code > 128 ? `signal ${code - 128}` : `exit status ${code}`,
+        ended: howEnded(code, signal, text),
         spawnError,
       });
     });
   });
+}
+
+function howEnded(code: number | null, signal: NodeJS.Signals | null, consoleText: string): string {
+  // QEMU exits with status 0 on SIGTERM and says so only on stderr: someone's
+  // `pkill qemu` must not read as a clean exit.
+  const said = /terminating on signal (\d+)(?: from pid \d+ \(([^)]*)\))?/.exec(consoleText);
+  if (said) return `signal ${said[1]}${said[2] ? ` sent by ${said[2]}` : ''}`;
+  if (signal) return `signal ${signal}`;
+  // timeout(1) reports a child killed by signal N as status 128+N.
+  return code !== null && code > 128 ? `signal ${code - 128}` : `exit status ${code}`;
 }
 
 /** job.sh: the caller's script, with the host's node reachable under its usual name. */
