@@ -17,8 +17,10 @@ import { KernelSymbols } from '../symbols/kallsyms';
 const DRAIN_INTERVAL_MS = 20;
 /** How often the kernel's counters go into the capture, so a cut capture still has recent ones. */
 const COUNTERS_INTERVAL_MS = 1000;
-/** Records copied per drain call: one N-API call per this many records at most. */
+/** Records per batch handed to the sink, at most. */
 const DRAIN_BATCH_RECORDS = 8192;
+/** A batch goes to the sink at least this often, full or not. */
+const FLUSH_INTERVAL_MS = 200;
 
 export interface LiveCaptureOptions {
   tracer: TracerOptions;
@@ -58,16 +60,30 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
     const started = Date.now();
     let records = 0;
 
-    const drainAll = () => {
+    // Records collect in `buffer` over several drains and go to the sink as
+    // one batch when it is full or FLUSH_INTERVAL_MS has passed: few large
+    // batches cost far less to decode and write than many small ones
+    // (measured: 67-record frames made writing 10x slower).
+    let filled = 0;
+    let lastFlush = Date.now();
+    const flush = () => {
+      lastFlush = Date.now();
+      if (filled === 0) return;
+      const batch = decoder.decode(buffer, filled);
+      filled = 0;
+      const added = stacks.newStacks(batch.stackId, batch.length);
+      if (added.length > 0) sink.stacks(added);
+      sink.events(batch, strings);
+      records += batch.length;
+    };
+    const drainAll = (force: boolean) => {
       for (;;) {
-        const bytes = tracer.drain(buffer);
-        if (bytes === 0) return;
-        const batch = decoder.decode(buffer, bytes);
-        const added = stacks.newStacks(batch.stackId, batch.length);
-        if (added.length > 0) sink.stacks(added);
-        sink.events(batch, strings);
-        records += batch.length;
+        const bytes = tracer.drain(buffer.subarray(filled));
+        filled += bytes;
+        if (buffer.length - filled < RECORD_SIZE) flush();
+        else if (bytes === 0) break;
       }
+      if (force || Date.now() - lastFlush >= FLUSH_INTERVAL_MS) flush();
     };
     const counters = (): KernelCounters => ({ ...tracer.readCounters(), recordsReceived: records });
     const progress = (): LiveProgress => ({
@@ -93,7 +109,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
           finish(`error: ${(error as Error).message}`);
         }
       };
-      const drainTimer = setInterval(guarded(drainAll), DRAIN_INTERVAL_MS);
+      const drainTimer = setInterval(guarded(() => drainAll(false)), DRAIN_INTERVAL_MS);
       const countersTimer = setInterval(
         guarded(() => {
           sink.counters(counters());
@@ -119,7 +135,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       }
       throw failure;
     }
-    drainAll();
+    drainAll(true);
     const ending = end();
     sink.end(ending);
     const final = ending.trailer.counters;
