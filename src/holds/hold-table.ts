@@ -1,0 +1,343 @@
+// Per-pfn hold accounting: for every page seen, its reference totals and the
+// references still outstanding, each with the task and stack that took it.
+//
+// The pairing rule. A put does not say which get it undoes, so when a page
+// has several outstanding gets, a put cancels:
+//   1. the most recent outstanding get taken by the same process (tgid), if
+//      any: code that takes and drops its own reference (get_page/put_page in
+//      one function, GUP pin then unpin) nests, last in, first out;
+//   2. otherwise the oldest outstanding get: references handed to someone
+//      else (a pipe, an LRU batch) are released in the order they were taken.
+// With one outstanding get there is no choice. An outstanding get is
+// *certain* when no put on its page has had to choose since it was taken;
+// otherwise it is *inferred*.
+//
+// A page whose refcount is set (page_ref_set: a fresh allocation) or frozen
+// starts a new life: its outstanding gets are forgotten. Puts with nothing
+// outstanding drop references taken before tracing began ("untracked").
+//
+// Memory is bounded per page: at most MAX_HOLDS_PER_PFN outstanding gets are
+// kept; beyond that the oldest is folded into the untracked count.
+
+import { EventType } from '../record/event-types';
+import { grown, PfnIndex } from './pfn-index';
+import { referenceDelta } from './reference-delta';
+
+export const MAX_HOLDS_PER_PFN = 16;
+
+const NONE = -1;
+
+/** One outstanding reference, as reported. */
+export interface Hold {
+  stackId: number;
+  pid: number;
+  tgid: number;
+  comm: number;
+  refs: number;
+  takenNs: number;
+  certain: boolean;
+}
+
+export interface PageState {
+  pfn: number;
+  gets: number;
+  puts: number;
+  /** gets - puts since tracing began (across lives). */
+  net: number;
+  /** The refcount the kernel last reported for this page. */
+  lastCount: number;
+  lastMapcount: number;
+  /** page flags and mapping key of the last event. */
+  lastFlags: number;
+  lastMapping: number;
+  firstNs: number;
+  lastNs: number;
+  events: number;
+  /** When the current life began (set or freeze), or the first event. */
+  lifeStartNs: number;
+  /** References dropped in this life that were taken before tracing (or folded away). */
+  untrackedPuts: number;
+}
+
+/** The event fields the hold table reads, one event at a time. */
+export interface RefEvent {
+  type: number;
+  pfn: number;
+  tsNs: number;
+  val: number;
+  ret: number;
+  count: number;
+  mapcount: number;
+  flags: number;
+  mapping: number;
+  stackId: number;
+  pid: number;
+  tgid: number;
+  comm: number;
+}
+
+/** What one event did to the page's outstanding references. */
+export type RefEffect =
+  | { kind: 'get'; refs: number }
+  | { kind: 'put'; refs: number; cancelled: Hold[] }
+  | { kind: 'new-life' }
+  | { kind: 'none' };
+
+export class HoldTable {
+  private readonly index: PfnIndex;
+  private cols: PageColumns;
+  // Outstanding gets: a pool of hold records, linked per page, oldest first.
+  private readonly hold = new HoldPool();
+
+  constructor(initialCapacity = 1 << 14) {
+    this.index = new PfnIndex(initialCapacity);
+    this.cols = new PageColumns();
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** Applies one page_ref event; returns what it did to outstanding references. */
+  apply(e: RefEvent): RefEffect {
+    const slot = this.index.rowOf(e.pfn);
+    const c = this.cols;
+    c.ensure(slot + 1);
+    if (c.events[slot] === 0) {
+      c.firstNs[slot] = e.tsNs;
+      c.lifeStartNs[slot] = e.tsNs;
+    }
+    c.events[slot]++;
+    c.lastNs[slot] = e.tsNs;
+    c.lastCount[slot] = e.count;
+    c.lastMapcount[slot] = e.mapcount;
+    c.lastFlags[slot] = e.flags;
+    c.lastMapping[slot] = e.mapping;
+
+    if (e.type === EventType.PageRefSet || (e.type === EventType.PageRefFreeze && e.ret !== 0)) {
+      this.hold.freeAll(c, slot);
+      c.lifeStartNs[slot] = e.tsNs;
+      c.untrackedPuts[slot] = 0;
+      c.choices[slot] = 0;
+      return { kind: 'new-life' };
+    }
+    const delta = referenceDelta(e.type, e.val, e.ret);
+    if (delta > 0) {
+      c.gets[slot] += delta;
+      this.hold.add(c, slot, e, delta);
+      return { kind: 'get', refs: delta };
+    }
+    if (delta < 0) {
+      c.puts[slot] -= delta;
+      return { kind: 'put', refs: -delta, cancelled: this.cancel(slot, e.tgid, -delta) };
+    }
+    return { kind: 'none' };
+  }
+
+  page(pfn: number): PageState | undefined {
+    const slot = this.index.find(pfn);
+    if (slot < 0) return undefined;
+    const c = this.cols;
+    return {
+      pfn,
+      gets: c.gets[slot],
+      puts: c.puts[slot],
+      net: c.gets[slot] - c.puts[slot],
+      lastCount: c.lastCount[slot],
+      lastMapcount: c.lastMapcount[slot],
+      lastFlags: c.lastFlags[slot],
+      lastMapping: c.lastMapping[slot],
+      firstNs: c.firstNs[slot],
+      lastNs: c.lastNs[slot],
+      events: c.events[slot],
+      lifeStartNs: c.lifeStartNs[slot],
+      untrackedPuts: c.untrackedPuts[slot],
+    };
+  }
+
+  /** The outstanding gets of `pfn`, oldest first. */
+  holds(pfn: number): Hold[] {
+    const slot = this.index.find(pfn);
+    return slot < 0 ? [] : this.hold.list(this.cols, slot);
+  }
+
+  /** Visits every page, in order of first sight. */
+  forEachPage(visit: (pfn: number) => void): void {
+    for (let row = 0; row < this.index.size; row++) visit(this.index.pfnOf(row));
+  }
+
+  /** Bytes held by the table's typed arrays (for the benchmarks). */
+  get bytes(): number {
+    return this.index.bytes + this.cols.bytes + this.hold.bytes;
+  }
+
+  private cancel(slot: number, tgid: number, refs: number): Hold[] {
+    const c = this.cols;
+    const cancelled: Hold[] = [];
+    while (refs > 0) {
+      const outstanding = c.holdCount[slot];
+      if (outstanding === 0) {
+        c.untrackedPuts[slot] += refs;
+        break;
+      }
+      if (outstanding > 1) c.choices[slot]++;
+      const h = this.hold.pick(c, slot, tgid);
+      const take = Math.min(refs, this.hold.refs[h]);
+      cancelled.push({ ...this.hold.describe(c, slot, h), refs: take });
+      refs -= take;
+      this.hold.refs[h] -= take;
+      if (this.hold.refs[h] === 0) this.hold.remove(c, slot, h);
+    }
+    return cancelled;
+  }
+}
+
+/** Per-page state, one typed array per field, indexed by PfnIndex row. */
+class PageColumns {
+  gets = new Float64Array(0);
+  puts = new Float64Array(0);
+  events = new Float64Array(0);
+  firstNs = new Float64Array(0);
+  lastNs = new Float64Array(0);
+  lifeStartNs = new Float64Array(0);
+  lastFlags = new Float64Array(0);
+  lastMapping = new Float64Array(0);
+  lastCount = new Int32Array(0);
+  lastMapcount = new Int32Array(0);
+  untrackedPuts = new Float64Array(0);
+  /** Puts on this page in this life that had to choose among several gets. */
+  choices = new Uint32Array(0);
+  /** First and last hold record of the page's outstanding gets (NONE when none). */
+  head = new Int32Array(0);
+  tail = new Int32Array(0);
+  holdCount = new Uint8Array(0);
+
+  ensure(rows: number): void {
+    if (rows <= this.gets.length) return;
+    this.gets = grown(this.gets, rows);
+    this.puts = grown(this.puts, rows);
+    this.events = grown(this.events, rows);
+    this.firstNs = grown(this.firstNs, rows);
+    this.lastNs = grown(this.lastNs, rows);
+    this.lifeStartNs = grown(this.lifeStartNs, rows);
+    this.lastFlags = grown(this.lastFlags, rows);
+    this.lastMapping = grown(this.lastMapping, rows);
+    this.lastCount = grown(this.lastCount, rows);
+    this.lastMapcount = grown(this.lastMapcount, rows);
+    this.untrackedPuts = grown(this.untrackedPuts, rows);
+    this.choices = grown(this.choices, rows);
+    this.head = grown(this.head, rows, NONE);
+    this.tail = grown(this.tail, rows, NONE);
+    this.holdCount = grown(this.holdCount, rows);
+  }
+
+  get bytes(): number {
+    return Object.values(this).reduce((sum: number, column: ArrayBufferView) => sum + column.byteLength, 0);
+  }
+}
+
+/**
+ * Hold records in columns, linked oldest-to-newest per page, with a free
+ * list. Records are reused, so the pool grows only with the number of
+ * references outstanding at once.
+ */
+class HoldPool {
+  stackId = new Int32Array(1024);
+  pid = new Uint32Array(1024);
+  tgid = new Uint32Array(1024);
+  comm = new Uint32Array(1024);
+  refs = new Int32Array(1024);
+  takenNs = new Float64Array(1024);
+  /** The page's `choices` when this get was taken: equal now means certain. */
+  choicesAtGet = new Uint32Array(1024);
+  next = new Int32Array(1024).fill(NONE);
+  prev = new Int32Array(1024).fill(NONE);
+  private free = NONE;
+  private size = 0;
+
+  get bytes(): number {
+    return [this.stackId, this.pid, this.tgid, this.comm, this.refs, this.takenNs, this.choicesAtGet, this.next, this.prev].reduce((sum, a) => sum + a.byteLength, 0);
+  }
+
+  add(c: PageColumns, slot: number, e: RefEvent, refs: number): void {
+    if (c.holdCount[slot] >= MAX_HOLDS_PER_PFN) {
+      // Fold the oldest away: a later put of its references counts as untracked.
+      this.remove(c, slot, c.head[slot]);
+    }
+    const h = this.allocate();
+    this.stackId[h] = e.stackId;
+    this.pid[h] = e.pid;
+    this.tgid[h] = e.tgid;
+    this.comm[h] = e.comm;
+    this.refs[h] = refs;
+    this.takenNs[h] = e.tsNs;
+    this.choicesAtGet[h] = c.choices[slot];
+    this.prev[h] = c.tail[slot];
+    this.next[h] = NONE;
+    if (c.tail[slot] !== NONE) this.next[c.tail[slot]] = h;
+    else c.head[slot] = h;
+    c.tail[slot] = h;
+    c.holdCount[slot]++;
+  }
+
+  /** The record a put from `tgid` cancels: newest of the same process, else oldest. */
+  pick(c: PageColumns, slot: number, tgid: number): number {
+    for (let h = c.tail[slot]; h !== NONE; h = this.prev[h]) if (this.tgid[h] === tgid) return h;
+    return c.head[slot];
+  }
+
+  remove(c: PageColumns, slot: number, h: number): void {
+    if (this.prev[h] !== NONE) this.next[this.prev[h]] = this.next[h];
+    else c.head[slot] = this.next[h];
+    if (this.next[h] !== NONE) this.prev[this.next[h]] = this.prev[h];
+    else c.tail[slot] = this.prev[h];
+    c.holdCount[slot]--;
+    this.next[h] = this.free;
+    this.free = h;
+  }
+
+  freeAll(c: PageColumns, slot: number): void {
+    while (c.head[slot] !== NONE) this.remove(c, slot, c.head[slot]);
+  }
+
+  list(c: PageColumns, slot: number): Hold[] {
+    const out: Hold[] = [];
+    for (let h = c.head[slot]; h !== NONE; h = this.next[h]) out.push(this.describe(c, slot, h));
+    return out;
+  }
+
+  describe(c: PageColumns, slot: number, h: number): Hold {
+    return {
+      stackId: this.stackId[h],
+      pid: this.pid[h],
+      tgid: this.tgid[h],
+      comm: this.comm[h],
+      refs: this.refs[h],
+      takenNs: this.takenNs[h],
+      certain: this.choicesAtGet[h] === c.choices[slot],
+    };
+  }
+
+  private allocate(): number {
+    if (this.free !== NONE) {
+      const h = this.free;
+      this.free = this.next[h];
+      return h;
+    }
+    if (this.size === this.refs.length) this.grow();
+    return this.size++;
+  }
+
+  private grow(): void {
+    const capacity = this.refs.length * 2;
+    this.stackId = grown(this.stackId, capacity);
+    this.pid = grown(this.pid, capacity);
+    this.tgid = grown(this.tgid, capacity);
+    this.comm = grown(this.comm, capacity);
+    this.refs = grown(this.refs, capacity);
+    this.takenNs = grown(this.takenNs, capacity);
+    this.choicesAtGet = grown(this.choicesAtGet, capacity);
+    this.next = grown(this.next, capacity, NONE);
+    this.prev = grown(this.prev, capacity, NONE);
+  }
+}
