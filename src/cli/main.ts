@@ -8,6 +8,7 @@ import { collect, parseBytes, parseComm, parseInteger, parsePfnRange, parsePid, 
 import { DEFAULT_BUFFER_BYTES, DEFAULT_STACK_ENTRIES, recordCommand } from './record-command';
 import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
+import { blameFile, blameLive } from './blame-command';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -66,6 +67,18 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .addOption(new Option('--top <n>', 'rows of pages to show').default(20).argParser((v) => parseInteger(v, '--top')))
     .action((file: string, options: { json?: boolean; top: number }) => {
       process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top }));
+    });
+
+  program
+    .command('blame')
+    .description('say which code paths held the pages that isolation (CMA, migration) could not take')
+    .argument('[file]', 'capture file; without one, record live first')
+    .option('-d, --duration <seconds>', 'live: stop recording after this many seconds (default: until Ctrl-C)', (v) => parseSeconds(v, '--duration'))
+    .option('--json', 'print JSON (the contract is in the README)')
+    .action(async (file: string | undefined, options: { duration?: number; json?: boolean }) => {
+      if (file !== undefined && options.duration !== undefined) throw new UsageError('--duration is for live blame, not for a capture file');
+      if (file !== undefined) process.stdout.write(blameFile(file, Boolean(options.json)));
+      else setExit(await blameLive({ durationSec: options.duration, json: Boolean(options.json), commandLine: ['pageref', ...argv.slice(2)] }));
     });
 
   program

@@ -1,0 +1,90 @@
+// The blame verdict as data: busy pfns with their holders and releasers, and
+// the same grouped by stack so that thousands of failures read as a few
+// culprits. This is the JSON contract of `pageref blame --json` (README).
+
+import { hexPfn } from '../report/capture-summary';
+import { BlameAnalysis } from './blame-analysis';
+import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from './stack-kinds';
+
+export interface BlameJson {
+  kernel: string;
+  /** Failed isolation tests (fin_pfn < end_pfn). */
+  failures: number;
+  isolationTests: number;
+  busyRetries: number;
+  failedAllocations: number;
+  /** Records lost in the kernel: the verdict may miss holders when this is not 0. */
+  dropped: number;
+  truncated: string | null;
+  busyPfns: {
+    pfn: string;
+    failures: number;
+    /** Refcount before the first failure (-1: never seen). */
+    count: number;
+    mapcount: number;
+    untrackedRefs: number;
+    holders: { stack: string[]; kind: ReferenceKind; comm: string; pid: number; refs: number; heldNs: number; certain: boolean }[];
+    releasers: { stack: string[]; comm: string; pid: number; refs: number; afterNs: number }[];
+  }[];
+  byStack: {
+    role: 'holder' | 'releaser';
+    kind: ReferenceKind;
+    /** The innermost frame that names the code path. */
+    frame: string;
+    stack: string[];
+    comms: string[];
+    pages: number;
+    failures: number;
+    examplePfn: string;
+  }[];
+}
+
+export function blameJson(analysis: BlameAnalysis): BlameJson {
+  const busy = [...analysis.busy.values()].sort((a, b) => b.failures - a.failures || a.pfn - b.pfn);
+  const groups = new Map<string, BlameJson['byStack'][number] & { pfns: Set<number> }>();
+  const group = (role: 'holder' | 'releaser', stack: string[], comm: string, pfn: number, failures: number) => {
+    const key = `${role}\n${stack.join('\n')}`;
+    let entry = groups.get(key);
+    if (!entry) {
+      entry = { role, kind: referenceKind(stack), frame: tellingFrame(stack), stack, comms: [], pages: 0, failures: 0, examplePfn: hexPfn(pfn), pfns: new Set() };
+      groups.set(key, entry);
+    }
+    if (!entry.comms.includes(comm)) entry.comms.push(comm);
+    if (!entry.pfns.has(pfn)) {
+      entry.pfns.add(pfn);
+      entry.pages++;
+      entry.failures += failures;
+    }
+  };
+
+  const busyPfns = busy.map((b) => {
+    const holders = b.holders.map((h) => {
+      const stack = analysis.frames(h.stackId);
+      group('holder', stack, h.comm, b.pfn, b.failures);
+      return { stack, kind: referenceKind(stack), comm: h.comm, pid: h.tgid, refs: h.refs, heldNs: h.heldNs, certain: h.certain };
+    });
+    holders.sort((x, y) => KIND_RANK[x.kind] - KIND_RANK[y.kind] || y.heldNs - x.heldNs);
+    const releasers = b.releasers.map((r) => {
+      const stack = analysis.frames(r.stackId);
+      group('releaser', stack, r.comm, b.pfn, b.failures);
+      return { stack, comm: r.comm, pid: r.tgid, refs: r.refs, afterNs: r.afterNs };
+    });
+    return { pfn: hexPfn(b.pfn), failures: b.failures, count: b.count, mapcount: b.mapcount, untrackedRefs: b.untrackedRefs, holders, releasers };
+  });
+
+  const byStack = [...groups.values()]
+    .sort((a, b) => b.pages - a.pages || KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.failures - a.failures)
+    .map(({ pfns: _pfns, ...entry }) => entry);
+  const dropped = (analysis.lastCounters?.dropped ?? []).reduce((a, b) => a + b, 0);
+  return {
+    kernel: analysis.captureHeader?.kernelRelease ?? '',
+    failures: analysis.failures,
+    isolationTests: analysis.isolationTests,
+    busyRetries: analysis.busyRetries,
+    failedAllocations: analysis.cmaFailedAllocations,
+    dropped,
+    truncated: analysis.ending?.truncated ?? null,
+    busyPfns,
+    byStack,
+  };
+}

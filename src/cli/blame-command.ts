@@ -1,0 +1,60 @@
+// `pageref blame FILE` reads a capture; `pageref blame` without a file
+// records live first (until --duration or Ctrl-C) and then says who held
+// the pages that isolation could not take.
+
+import { replayCapture } from '../capture/capture-reader';
+import { BlameAnalysis } from '../blame/blame-analysis';
+import { blameJson } from '../blame/blame-report';
+import { renderBlame } from '../blame/blame-text';
+import { doctorFailureLine, runDoctor } from '../doctor/doctor';
+import { runLiveCapture } from '../live/live-capture';
+import { BpfError } from '../native/tracer';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_STACK_ENTRIES } from './record-command';
+
+export function blameOutput(analysis: BlameAnalysis, json: boolean): string {
+  const verdict = blameJson(analysis);
+  return json ? JSON.stringify(verdict, null, 2) + '\n' : renderBlame(verdict);
+}
+
+export function blameFile(path: string, json: boolean): string {
+  const analysis = new BlameAnalysis();
+  replayCapture(path, analysis);
+  return blameOutput(analysis, json);
+}
+
+export async function blameLive(options: { durationSec?: number; json: boolean; commandLine: string[] }): Promise<number> {
+  const doctor = runDoctor({ mountTracefs: true });
+  if (!doctor.ok) {
+    process.stderr.write(`pageref blame: ${doctorFailureLine(doctor)}\n`);
+    return 1;
+  }
+  const analysis = new BlameAnalysis();
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await runLiveCapture(
+      {
+        tracer: { events: doctor.events.present, ringBytes: DEFAULT_BUFFER_BYTES, stackEntries: DEFAULT_STACK_ENTRIES, pids: [], comms: [], pfnMin: 0, pfnMax: 2 ** 52 },
+        eventsMissing: doctor.events.missing,
+        commandLine: options.commandLine,
+        durationSec: options.durationSec,
+        signal: stop.signal,
+        onAttached: () => process.stderr.write(`pageref blame: recording${options.durationSec ? ` for ${options.durationSec} s` : ''}; Ctrl-C to stop and report\n`),
+      },
+      analysis,
+    );
+  } catch (error) {
+    if (error instanceof BpfError) {
+      process.stderr.write(`pageref blame: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  process.stdout.write(blameOutput(analysis, options.json));
+  return 0;
+}
