@@ -1,7 +1,7 @@
 // `pageref demo`: for the many whose kernel lacks the page_ref tracepoints.
 // Boots a bundled test kernel under QEMU, pins pages with vmsplice so that
 // CMA allocations fail, records it all with pageref inside the guest, and
-// reports on the capture here.
+// reports on the capture here, ending with the blame: who held the pages.
 
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { findKernels, KernelImage } from '../vm/kernels';
 import { runInVm, VmError } from '../vm/qemu';
 import { UsageError } from './arguments';
 import { reportCommand } from './report-command';
+import { blameFile } from './blame-command';
 
 /** Pinned by the workload, of the 256 MiB CMA area: enough to make allocations fail. */
 const HOLD_MIB = 160;
@@ -59,6 +60,8 @@ export async function demoCommand(options: { kernel?: string; keep?: string }): 
   }
   const capture = join(outDir, 'demo.pgref');
   process.stdout.write(reportCommand(capture, { json: false, top: 10 }));
+  process.stdout.write('\n');
+  process.stdout.write(blameFile(capture, false));
   process.stderr.write(`pageref demo: capture kept in ${capture}\n`);
   return 0;
 }
