@@ -5,14 +5,25 @@
  * pipes that nobody reads. vmsplice pins each page through GUP, so the
  * kernel cannot migrate it and CMA allocations over it fail isolation.
  *
- * usage: vmsplice-hold MIB
- * Prints "holding PAGES pages" when every page is pinned, then sleeps until
- * SIGINT or SIGTERM; exiting frees the pipes and so drops the references.
+ * usage: vmsplice-hold MIB [--pin-range START-END] [--pins N]
+ *
+ * Without options every page of MIB is pinned; prints "holding PAGES pages".
+ *
+ * With --pin-range (pfns, decimal or 0x hex, END excluded) only up to N pages
+ * (default 16) whose pfn is in the range are pinned, spread evenly over the
+ * range; the rest of MIB is given back. This makes a few known pages block a
+ * CMA allocation, instead of tens of thousands (vm/cma-workload.sh). Prints
+ * "holding K pages: 0xPFN 0xPFN ..." (pfns ascending). Needs root: pagemap
+ * shows pfns only to CAP_SYS_ADMIN.
+ *
+ * Then sleeps until SIGINT or SIGTERM; exiting frees the pipes and so drops
+ * the references.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +33,8 @@
 #include <unistd.h>
 
 #define PIPE_BYTES (4 << 20) /* root may exceed pipe-max-size: fewer pipes, fewer fds */
+#define PM_PRESENT (1ULL << 63)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
 
 static volatile sig_atomic_t stop;
 
@@ -33,14 +46,174 @@ static void die(const char *what)
 	exit(1);
 }
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: vmsplice-hold MIB [--pin-range START-END] [--pins N]\n");
+	exit(2);
+}
+
+/* Decimal, or hex with 0x: plain strtoul(.., 0) would read a leading 0 as octal. */
+static int parse_pfn(const char *s, char **end, uint64_t *out)
+{
+	int base = (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10;
+	if (base == 16)
+		s += 2;
+	if (*s < '0' || (*s > '9' && base == 10) || *s == '\0')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, end, base);
+	return errno ? -1 : 0;
+}
+
+struct candidate {
+	uint64_t pfn;
+	size_t index; /* page number within the mapping */
+};
+
+static int by_pfn(const void *a, const void *b)
+{
+	uint64_t x = ((const struct candidate *)a)->pfn, y = ((const struct candidate *)b)->pfn;
+	return x < y ? -1 : x > y;
+}
+
+/* vmsplice len bytes at addr into pipes; a new pipe whenever the current one is full. */
+static void splice_all(char *addr, size_t len, long page)
+{
+	static int fd = -1;
+	static size_t room; /* bytes the current pipe can still take without blocking */
+
+	while (len > 0) {
+		if (fd < 0 || room == 0) {
+			int p[2];
+			if (pipe(p) < 0)
+				die("pipe");
+			int size = fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
+			room = size < 0 ? 16 * (size_t)page : (size_t)size;
+			fd = p[1];
+		}
+		struct iovec iov = { addr, len < room ? len : room };
+		ssize_t n = vmsplice(fd, &iov, 1, 0);
+		if (n < 0)
+			die("vmsplice");
+		/* A pipe slot holds at most one page, so count whole pages. */
+		size_t used = ((size_t)n + page - 1) / page * page;
+		room = used < room ? room - used : 0;
+		addr += n;
+		len -= n;
+	}
+}
+
+/* Pins up to pins pages of mem whose pfn is in [lo, hi); frees the others. Returns how many. */
+static size_t pin_in_range(char *mem, size_t pages, long page, uint64_t lo, uint64_t hi, size_t pins)
+{
+	uint64_t *map = malloc(pages * sizeof(*map));
+	struct candidate *cand = malloc(pages * sizeof(*cand));
+	char *pinned = calloc(pages, 1);
+	if (!map || !cand || !pinned)
+		die("malloc");
+
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		die("open /proc/self/pagemap");
+	size_t want = pages * sizeof(*map);
+	if (pread(fd, map, want, (off_t)((uintptr_t)mem / page) * sizeof(*map)) != (ssize_t)want)
+		die("read /proc/self/pagemap");
+	close(fd);
+
+	size_t n = 0, present = 0, zero = 0;
+	for (size_t i = 0; i < pages; i++) {
+		if (!(map[i] & PM_PRESENT))
+			continue;
+		present++;
+		uint64_t pfn = map[i] & PM_PFN_MASK;
+		zero += pfn == 0;
+		if (pfn >= lo && pfn < hi)
+			cand[n++] = (struct candidate){ pfn, i };
+	}
+	if (present > 0 && zero == present) {
+		fprintf(stderr, "vmsplice-hold: pagemap shows no pfns (needs CAP_SYS_ADMIN)\n");
+		exit(1);
+	}
+
+	/*
+	 * Spread the pins over the pfn range rather than take the lowest: then
+	 * every part of the range is blocked, whichever window an allocation
+	 * tries.
+	 */
+	qsort(cand, n, sizeof(*cand), by_pfn);
+	size_t k = n < pins ? n : pins;
+	for (size_t j = 0; j < k; j++) {
+		/* The middle of each of k equal slices of the candidates. */
+		struct candidate *c = &cand[(2 * j + 1) * n / (2 * k)];
+		splice_all(mem + c->index * page, page, page);
+		pinned[c->index] = 1;
+	}
+
+	/*
+	 * Give back every page that is not pinned, so that the CMA area is free
+	 * apart from the pinned pages: a failed allocation then stops at a pinned
+	 * page, not at whatever else was there. A pinned page is left mapped; the
+	 * pipe's reference would keep it alive either way.
+	 */
+	size_t run = 0;
+	for (size_t i = 0; i <= pages; i++) {
+		if (i < pages && !pinned[i])
+			continue;
+		if (i > run && madvise(mem + run * page, (i - run) * page, MADV_DONTNEED) < 0)
+			die("madvise(MADV_DONTNEED)");
+		run = i + 1;
+	}
+
+	if (k == 0) {
+		fprintf(stderr, "vmsplice-hold: none of %zu pages had a pfn in [0x%llx, 0x%llx)\n", pages,
+			(unsigned long long)lo, (unsigned long long)hi);
+		exit(1);
+	}
+	printf("holding %zu pages:", k);
+	for (size_t j = 0; j < k; j++)
+		printf(" 0x%llx", (unsigned long long)cand[(2 * j + 1) * n / (2 * k)].pfn);
+	printf("\n");
+	free(map);
+	free(cand);
+	free(pinned);
+	return k;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2 || atol(argv[1]) <= 0) {
-		fprintf(stderr, "usage: vmsplice-hold MIB\n");
-		return 2;
-	}
+	if (argc < 2 || atol(argv[1]) <= 0)
+		usage();
 	size_t bytes = (size_t)atol(argv[1]) << 20;
 	long page = sysconf(_SC_PAGESIZE);
+
+	int ranged = 0;
+	uint64_t lo = 0, hi = 0;
+	long pins = 0;
+	for (int i = 2; i < argc; i++) {
+		char *end;
+		if (strcmp(argv[i], "--pin-range") == 0 && i + 1 < argc) {
+			const char *s = argv[++i];
+			if (parse_pfn(s, &end, &lo) < 0 || *end != '-' || parse_pfn(end + 1, &end, &hi) < 0 ||
+			    *end != '\0' || hi <= lo) {
+				fprintf(stderr, "vmsplice-hold: --pin-range wants START-END with START < END, not '%s'\n", s);
+				exit(2);
+			}
+			ranged = 1;
+		} else if (strcmp(argv[i], "--pins") == 0 && i + 1 < argc) {
+			pins = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || pins <= 0) {
+				fprintf(stderr, "vmsplice-hold: --pins wants a positive number, not '%s'\n", argv[i]);
+				exit(2);
+			}
+		} else {
+			usage();
+		}
+	}
+
+	if (pins && !ranged)
+		usage();
+	if (!pins)
+		pins = 16;
 
 	struct rlimit fds = { 65536, 65536 };
 	setrlimit(RLIMIT_NOFILE, &fds);
@@ -55,26 +228,12 @@ int main(int argc, char **argv)
 	for (size_t off = 0; off < bytes; off += page)
 		mem[off] = (char)off | 1;
 
-	size_t done = 0;
-	while (done < bytes) {
-		int p[2];
-		if (pipe(p) < 0)
-			die("pipe");
-		int size = fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
-		if (size < 0)
-			size = 16 * page;
-		size_t chunk = bytes - done < (size_t)size ? bytes - done : (size_t)size;
-		struct iovec iov = { mem + done, chunk };
-		while (iov.iov_len > 0) {
-			ssize_t n = vmsplice(p[1], &iov, 1, 0);
-			if (n < 0)
-				die("vmsplice");
-			iov.iov_base = (char *)iov.iov_base + n;
-			iov.iov_len -= n;
-		}
-		done += chunk;
+	if (ranged) {
+		pin_in_range(mem, bytes / page, page, lo, hi, (size_t)pins);
+	} else {
+		splice_all(mem, bytes, page);
+		printf("holding %zu pages\n", bytes / page);
 	}
-	printf("holding %zu pages\n", bytes / page);
 	fflush(stdout);
 	while (!stop)
 		pause();
