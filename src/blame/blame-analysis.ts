@@ -25,6 +25,7 @@ export interface BusyHolder {
   certain: boolean;
 }
 
+/** A put after a failure that dropped a reference the page had at a failure. */
 export interface BusyReleaser {
   stackId: number;
   pid: number;
@@ -41,6 +42,7 @@ export interface BusyPfn {
   /** cma_alloc_busy_retry events that followed a failure on this pfn. */
   busyRetries: number;
   firstFailureNs: number;
+  lastFailureNs: number;
   /** Refcount and mapcount the kernel last reported before the first failure (-1: no event seen). */
   count: number;
   mapcount: number;
@@ -96,7 +98,15 @@ export class BlameAnalysis implements CaptureSink {
         const effect = this.holds.apply(e);
         const busy = this.busy.get(e.pfn);
         if (busy && effect.kind === 'put' && busy.releasers.length < MAX_RELEASERS_PER_PFN) {
-          busy.releasers.push({ stackId: e.stackId, pid: e.pid, tgid: e.tgid, comm: strings.get(e.comm), refs: effect.refs, afterNs: e.tsNs - busy.firstFailureNs });
+          // A releaser drops a reference that was there at a failure: one
+          // taken before it, or one pageref never saw taken. Gets and puts
+          // that both came after (migration retrying, say) release nothing.
+          const tracked = effect.cancelled.reduce((sum, hold) => sum + hold.refs, 0);
+          const released = effect.cancelled.filter((hold) => hold.takenNs <= busy.lastFailureNs).reduce((sum, hold) => sum + hold.refs, 0);
+          const refs = released + (effect.refs - tracked);
+          if (refs > 0) {
+            busy.releasers.push({ stackId: e.stackId, pid: e.pid, tgid: e.tgid, comm: strings.get(e.comm), refs, afterNs: e.tsNs - busy.firstFailureNs });
+          }
         }
       } else if (type === EventType.TestPagesIsolated) {
         this.isolationTests++;
@@ -139,6 +149,7 @@ export class BlameAnalysis implements CaptureSink {
         failures: 0,
         busyRetries: 0,
         firstFailureNs: tsNs,
+        lastFailureNs: tsNs,
         count: page?.lastCount ?? -1,
         mapcount: page?.lastMapcount ?? -1,
         holders: current,
@@ -153,6 +164,7 @@ export class BlameAnalysis implements CaptureSink {
       }
     }
     busy.failures++;
+    busy.lastFailureNs = tsNs;
   }
 
   private holder(hold: Hold, tsNs: number): BusyHolder {

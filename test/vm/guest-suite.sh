@@ -62,7 +62,7 @@ echo 1408 > $T/buffer_size_kb
 node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
 recorder=$!
 if wait_attached "$out/cma-record.log" $recorder; then
-	sh vm/cma-workload.sh build/Release/vmsplice-hold 160 2 8192 > "$out/cma-workload.log" 2>&1
+	PINNED_PFNS_FILE="$out/pinned.txt" sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/cma-workload.log" 2>&1
 	echo $? > "$out/cma-workload.rc"
 else
 	echo "pageref record did not attach" >> "$out/cma-record.log"
