@@ -18,6 +18,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a zero duration', ['record', '-o', '/nonexistent/x', '--duration', '0'], /--duration: "0" is not a positive number/],
   ['a size that is not one', ['record', '-o', '/nonexistent/x', '--buffer-size', 'big'], /--buffer-size: "big" is not a size/],
   ['a top count that is not a number', ['report', 'x.pgref', '--top', 'ten'], /--top: "ten" is not a non-negative integer/],
+  ['a duration with a capture file', ['blame', 'x.pgref', '--duration', '5'], /--duration is for live blame, not for a capture file/],
+  ['a bad live blame duration', ['blame', '--duration', 'soon'], /--duration: "soon" is not a positive number/],
 ];
 
 for (const [what, args, message] of usageErrors) {
@@ -99,4 +101,37 @@ test('doctor on this machine\'s kernel says page_ref is missing, with the remedy
   const text = pageref(['doctor']);
   t.regex(text.stdout, /\[FAIL\] page_ref events/);
   t.regex(text.stdout, /remedy: boot a kernel built with CONFIG_DEBUG_PAGE_REF=y/);
+});
+
+test('blame --json on a capture follows the documented contract', (t) => {
+  const path = tempPath('blame.pgref');
+  writeCapture(path, [
+    rawRecord({ type: EventType.PageRefMod, tsNs: 1_000_001_000n, pfn: 0x17ac9n, val: 1, count: 2, pid: 9018, tgid: 9018, comm: 'holder', stackId: 1 }),
+    rawRecord({ type: EventType.TestPagesIsolated, tsNs: 1_000_002_000n, pfn: 0x17800n, word1: 0x17c00n, word2: 0x17ac9n, pid: 9131, tgid: 9131 }),
+    rawRecord({ type: EventType.PageRefModAndTest, tsNs: 1_000_005_000n, pfn: 0x17ac9n, val: -1, count: 1, ret: 0, pid: 9018, tgid: 9018, comm: 'holder', stackId: 2 }),
+  ]);
+  const run = pageref(['blame', path, '--json']);
+  t.is(run.status, 0, run.stderr);
+  const blame = JSON.parse(run.stdout);
+  t.is(blame.failures, 1);
+  t.deepEqual(Object.keys(blame.busyPfns[0]).sort(), ['count', 'failures', 'holders', 'mapcount', 'pfn', 'releasers', 'untrackedRefs']);
+  t.is(blame.busyPfns[0].pfn, '0x17ac9');
+  t.deepEqual(blame.busyPfns[0].holders, [{ stack: ['__page_ref_mod+0x12', 'try_grab_page+0x40', 'follow_page_pte+0x1f0'], kind: 'pin', comm: 'holder', pid: 9018, refs: 1, heldNs: 1000, certain: true }]);
+  t.deepEqual(blame.busyPfns[0].releasers, [{ stack: ['__page_ref_mod_and_test+0x10', 'release_pages+0x1a4', 'do_exit+0x2e9'], comm: 'holder', pid: 9018, refs: 1, afterNs: 3000 }]);
+  t.deepEqual(
+    blame.byStack.map((g: { role: string; kind: string; pages: number; failures: number; examplePfn: string; comms: string[] }) => [g.role, g.kind, g.pages, g.failures, g.examplePfn, g.comms]),
+    [
+      ['holder', 'pin', 1, 1, '0x17ac9', ['holder']],
+      ['releaser', 'batch', 1, 1, '0x17ac9', ['holder']],
+    ],
+  );
+  const text = pageref(['blame', path]);
+  t.is(text.status, 0);
+  t.regex(text.stdout, /Culprit 1: try_grab_page\+0x40 held 1 busy page through 1 failure\n/);
+});
+
+test('live blame on this machine\'s kernel fails at once with the doctor\'s explanation', (t) => {
+  const run = pageref(['blame', '--duration', '1']);
+  t.is(run.status, 1);
+  t.regex(run.stderr, /^pageref blame: page_ref events: .*remedy/);
 });
