@@ -238,9 +238,11 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 	return 0;
 }
 
-/* name_loc is the event's __data_loc_name; pfn is all ones for events without one. */
+/* name_loc is the event's __data_loc_name; pfn is all ones for events without one.
+ * page is the event's struct page pointer (NULL for a failed allocation, and for
+ * cma_alloc_start, which has none): only whether it is NULL goes to user space. */
 static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64 pfn,
-				     __u64 count, __u64 align, int ret)
+				     const void *page, __u64 count, __u64 align, int ret)
 {
 	struct pageref_counters *c = count_seen(type);
 	struct pageref_record *r;
@@ -255,7 +257,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 	r->cma.align = align;
 	r->count = 0;
 	r->mapcount = 0;
-	r->val = 0;
+	r->val = page != 0;
 	r->ret = ret;
 	r->mt = 0;
 	/* Zeroed first: a short or failed copy must not leave ring bytes behind. */
@@ -268,7 +270,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 SEC("tp/cma/cma_alloc_start")
 int cma_alloc_start(struct trace_event_raw_cma_alloc_start *tp)
 {
-	return cma_event(tp, PAGEREF_EV_CMA_ALLOC_START, tp->__data_loc_name, ~0ULL,
+	return cma_event(tp, PAGEREF_EV_CMA_ALLOC_START, tp->__data_loc_name, ~0ULL, 0,
 			 tp->count, tp->align, 0);
 }
 
@@ -284,12 +286,12 @@ int cma_alloc_finish(void *ctx)
 		if (bpf_core_field_exists(tp->errorno))
 			err = tp->errorno;
 		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_FINISH, tp->__data_loc_name, tp->pfn,
-				 tp->count, tp->align, err);
+				 tp->page, tp->count, tp->align, err);
 	} else {
 		struct trace_event_raw_cma_alloc_class *tp = ctx;
 
 		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_FINISH, tp->__data_loc_name, tp->pfn,
-				 tp->count, tp->align, 0);
+				 tp->page, tp->count, tp->align, 0);
 	}
 }
 
@@ -301,17 +303,17 @@ int cma_alloc_busy_retry(void *ctx)
 		struct trace_event_raw_cma_alloc_busy_retry *tp = ctx;
 
 		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_BUSY_RETRY, tp->__data_loc_name,
-				 tp->pfn, tp->count, tp->align, 0);
+				 tp->pfn, tp->page, tp->count, tp->align, 0);
 	} else {
 		struct trace_event_raw_cma_alloc_class *tp = ctx;
 
 		return cma_event(ctx, PAGEREF_EV_CMA_ALLOC_BUSY_RETRY, tp->__data_loc_name,
-				 tp->pfn, tp->count, tp->align, 0);
+				 tp->pfn, tp->page, tp->count, tp->align, 0);
 	}
 }
 
 SEC("tp/cma/cma_release")
 int cma_release(struct trace_event_raw_cma_release *tp)
 {
-	return cma_event(tp, PAGEREF_EV_CMA_RELEASE, tp->__data_loc_name, tp->pfn, tp->count, 0, 0);
+	return cma_event(tp, PAGEREF_EV_CMA_RELEASE, tp->__data_loc_name, tp->pfn, tp->page, tp->count, 0, 0);
 }

@@ -73,7 +73,9 @@ struct pageref_record {
 	__u32 tgid;           /* its process id */
 	__s32 count;          /* page_ref: refcount after the change */
 	__s32 mapcount;
-	__s32 val;            /* page_ref: the delta, or the value set */
+	__s32 val;            /* page_ref: the delta, or the value set;
+	                         cma: 1 if the event's struct page was not NULL (6.1 reports a
+	                         failed allocation only that way), else 0 */
 	__s32 ret;            /* page_ref *_and_test/_return/_unless/freeze: ret;
 	                         cma_alloc_finish: errorno where the kernel has it */
 	__s32 stack_id;       /* kernel stack in the stacks map, or PAGEREF_STACK_NONE / -errno */

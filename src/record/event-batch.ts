@@ -60,7 +60,7 @@ export function isolationFailed(batch: EventBatch, i: number): boolean {
   return batch.mapping[i] < batch.flags[i];
 }
 
-/** cma_alloc_finish reports failure by errorno (6.12 on) or by a missing page (all-ones pfn). */
+/** cma_alloc_finish reports failure by errorno (since 6.3) and by a NULL page (val 0, all kernels). */
 export function cmaAllocFailed(batch: EventBatch, i: number): boolean {
-  return batch.ret[i] !== 0 || batch.pfn[i] === NO_PFN;
+  return batch.ret[i] !== 0 || batch.val[i] === 0;
 }

@@ -109,6 +109,8 @@ function registerKernelTests(kernel: KernelImage): void {
     t.log(`${name}: ${summary.isolation.failures} isolation failures, ${summary.cma.busyRetries} busy retries, ${summary.cma.failedAllocations} failed allocations, ${summary.dropped} dropped`);
     t.true(summary.events.test_pages_isolated > 0);
     t.true(summary.isolation.failures > 0, 'no isolation failed');
+    t.is(summary.cma.allocations, 1, 'the workload makes one CMA allocation');
+    t.is(summary.cma.failedAllocations, 1, 'and it fails (6.1 says so only by a NULL page)');
     t.is(summary.capture.truncated, null);
 
     // The busy pfns, then the stacks of every page_ref event on them.
