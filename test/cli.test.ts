@@ -117,7 +117,9 @@ test('blame --json on a capture follows the documented contract', (t) => {
   t.deepEqual(Object.keys(blame.busyPfns[0]).sort(), ['count', 'failures', 'holders', 'mapcount', 'pfn', 'releasers', 'untrackedRefs']);
   t.is(blame.busyPfns[0].pfn, '0x17ac9');
   t.deepEqual(blame.busyPfns[0].holders, [{ stack: ['__page_ref_mod+0x12', 'try_grab_page+0x40', 'follow_page_pte+0x1f0'], kind: 'pin', comm: 'holder', pid: 9018, refs: 1, heldNs: 1000, certain: true }]);
-  t.deepEqual(blame.busyPfns[0].releasers, [{ stack: ['__page_ref_mod_and_test+0x10', 'release_pages+0x1a4', 'do_exit+0x2e9'], comm: 'holder', pid: 9018, refs: 1, afterNs: 3000 }]);
+  t.deepEqual(blame.busyPfns[0].releasers, [
+    { stack: ['__page_ref_mod_and_test+0x10', 'release_pages+0x1a4', 'do_exit+0x2e9'], comm: 'holder', pid: 9018, refs: 1, afterNs: 3000, releases: ['__page_ref_mod+0x12', 'try_grab_page+0x40', 'follow_page_pte+0x1f0'] },
+  ]);
   t.deepEqual(
     blame.byStack.map((g: { role: string; kind: string; pages: number; failures: number; examplePfn: string; comms: string[] }) => [g.role, g.kind, g.pages, g.failures, g.examplePfn, g.comms]),
     [

@@ -51,12 +51,15 @@ test('a refcount set or a successful freeze starts a new life; a failed freeze d
   table.apply(ev(EventType.PageRefFreeze, 10, 1, { ret: 1 }));
   t.is(table.holds(10).length, 0);
   table.apply(get(10, 100, 2));
-  table.apply(ev(EventType.PageRefSet, 10, 1, { count: 1 }));
-  t.is(table.holds(10).length, 0);
+  table.apply(ev(EventType.PageRefSet, 10, 1, { count: 1, stackId: 7, tgid: 300 }));
+  t.deepEqual(table.holds(10).map((h) => [h.stackId, h.tgid, h.refs]), [[7, 300, 1]], 'the allocation holds the reference it set');
   t.is(table.page(10)?.lifeStartNs, clock);
   table.apply(put(10, 100, 9));
+  t.is(table.holds(10).length, 0);
+  t.is(table.page(10)?.untrackedPuts, 0);
+  table.apply(put(10, 100, 9));
   t.is(table.page(10)?.untrackedPuts, 1, 'a put with nothing outstanding drops an untracked reference');
-  t.is(table.page(10)?.gets, 2, 'totals span lives');
+  t.is(table.page(10)?.gets, 2, 'totals span lives and count gets only');
 });
 
 test('multi-reference gets and puts (folios, page_ref_add) are split across holders', (t) => {
@@ -123,4 +126,20 @@ test('many pages grow the table and keep every page apart', (t) => {
   t.deepEqual(table.holds(7 * 4321).map((h) => h.stackId), [4321]);
   // Columns double as they grow, so between 1x and 2x of the ~150 bytes a page needs.
   t.true(table.bytes / table.size < 300, `${table.bytes / table.size} bytes per page`);
+});
+
+test('a put whose stack says what it releases cancels a get of that kind first', (t) => {
+  // stack 1: a pin; stack 2: a mapping's reference; stack 8 unpins, stack 9 unmaps.
+  const kinds: Record<number, string> = { 1: 'pin', 2: 'expected' };
+  const releases: Record<number, string> = { 8: 'pin', 9: 'expected' };
+  const table = new HoldTable(16, { takes: (id) => kinds[id] ?? '', releases: (id) => releases[id] ?? '' });
+  table.apply(get(10, 100, 2));
+  table.apply(get(10, 100, 1));
+  table.apply(put(10, 100, 9));
+  t.deepEqual(table.holds(10).map((h) => h.stackId), [1], 'unmapping dropped the mapping reference, not the newer pin');
+  table.apply(get(10, 100, 2));
+  table.apply(put(10, 200, 8));
+  t.deepEqual(table.holds(10).map((h) => h.stackId), [2], 'another process unpinning dropped the pin, not the oldest');
+  table.apply(put(10, 100, 5));
+  t.is(table.holds(10).length, 0, 'a put that says nothing falls back to the same-process rule');
 });

@@ -10,6 +10,7 @@ import { EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { Hold, HoldTable, RefEvent } from '../holds/hold-table';
+import { referenceKind, releaseKind } from './stack-kinds';
 
 /** Releasers kept per busy pfn; holders are bounded by the hold table. */
 export const MAX_RELEASERS_PER_PFN = 16;
@@ -34,7 +35,11 @@ export interface BusyReleaser {
   refs: number;
   /** Time from the first failure to this put. */
   afterNs: number;
+  /** Stack of the holder whose reference this put dropped, by the pairing rule; NO_HOLDER for an untracked reference. */
+  releasedStackId: number;
 }
+
+export const NO_HOLDER = -2;
 
 export interface BusyPfn {
   pfn: number;
@@ -54,8 +59,13 @@ export interface BusyPfn {
 
 export class BlameAnalysis implements CaptureSink {
   captureHeader: CaptureHeader | undefined;
-  readonly holds = new HoldTable();
   readonly stackFrames = new Map<number, string[]>();
+  private readonly takesKind = new Map<number, string>();
+  private readonly releasesKind = new Map<number, string>();
+  readonly holds = new HoldTable(1 << 14, {
+    takes: (stackId) => cached(this.takesKind, stackId, () => referenceKind(this.frames(stackId))),
+    releases: (stackId) => cached(this.releasesKind, stackId, () => releaseKind(this.frames(stackId))),
+  });
   readonly busy = new Map<number, BusyPfn>();
   isolationTests = 0;
   failures = 0;
@@ -102,10 +112,18 @@ export class BlameAnalysis implements CaptureSink {
           // taken before it, or one pageref never saw taken. Gets and puts
           // that both came after (migration retrying, say) release nothing.
           const tracked = effect.cancelled.reduce((sum, hold) => sum + hold.refs, 0);
-          const released = effect.cancelled.filter((hold) => hold.takenNs <= busy.lastFailureNs).reduce((sum, hold) => sum + hold.refs, 0);
-          const refs = released + (effect.refs - tracked);
+          const released = effect.cancelled.filter((hold) => hold.takenNs <= busy.lastFailureNs);
+          const refs = released.reduce((sum, hold) => sum + hold.refs, 0) + (effect.refs - tracked);
           if (refs > 0) {
-            busy.releasers.push({ stackId: e.stackId, pid: e.pid, tgid: e.tgid, comm: strings.get(e.comm), refs, afterNs: e.tsNs - busy.firstFailureNs });
+            busy.releasers.push({
+              stackId: e.stackId,
+              pid: e.pid,
+              tgid: e.tgid,
+              comm: strings.get(e.comm),
+              refs,
+              afterNs: e.tsNs - busy.firstFailureNs,
+              releasedStackId: released.length > 0 ? released[0].stackId : NO_HOLDER,
+            });
           }
         }
       } else if (type === EventType.TestPagesIsolated) {
@@ -178,4 +196,14 @@ export class BlameAnalysis implements CaptureSink {
       certain: hold.certain,
     };
   }
+}
+
+function cached(cache: Map<number, string>, stackId: number, compute: () => string): string {
+  if (stackId < 0) return '';
+  let value = cache.get(stackId);
+  if (value === undefined) {
+    value = compute();
+    cache.set(stackId, value);
+  }
+  return value;
 }

@@ -3,7 +3,7 @@
 // culprits. This is the JSON contract of `pageref blame --json` (README).
 
 import { hexPfn } from '../report/capture-summary';
-import { BlameAnalysis } from './blame-analysis';
+import { BlameAnalysis, NO_HOLDER } from './blame-analysis';
 import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from './stack-kinds';
 
 export interface BlameJson {
@@ -24,7 +24,8 @@ export interface BlameJson {
     mapcount: number;
     untrackedRefs: number;
     holders: { stack: string[]; kind: ReferenceKind; comm: string; pid: number; refs: number; heldNs: number; certain: boolean }[];
-    releasers: { stack: string[]; comm: string; pid: number; refs: number; afterNs: number }[];
+    /** `releases`: the stack of the holder whose reference it dropped, by the pairing rule; null for an untracked one. */
+    releasers: { stack: string[]; comm: string; pid: number; refs: number; afterNs: number; releases: string[] | null }[];
   }[];
   byStack: {
     role: 'holder' | 'releaser';
@@ -67,7 +68,7 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
     const releasers = b.releasers.map((r) => {
       const stack = analysis.frames(r.stackId);
       group('releaser', stack, r.comm, b.pfn, b.failures);
-      return { stack, comm: r.comm, pid: r.tgid, refs: r.refs, afterNs: r.afterNs };
+      return { stack, comm: r.comm, pid: r.tgid, refs: r.refs, afterNs: r.afterNs, releases: r.releasedStackId === NO_HOLDER ? null : analysis.frames(r.releasedStackId) };
     });
     return { pfn: hexPfn(b.pfn), failures: b.failures, count: b.count, mapcount: b.mapcount, untrackedRefs: b.untrackedRefs, holders, releasers };
   });

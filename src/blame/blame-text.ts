@@ -36,7 +36,7 @@ export function renderBlame(blame: BlameJson): string {
     out.push('  stack (innermost first):');
     for (const frame of group.stack.slice(0, MAX_FRAMES)) out.push(`    ${frame}`);
     if (group.stack.length > MAX_FRAMES) out.push(`    ... ${group.stack.length - MAX_FRAMES} more`);
-    const releaser = example?.releasers[0];
+    const releaser = example?.releasers.find((r) => r.releases?.join() === group.stack.join());
     if (releaser) out.push(`  released ${seconds(releaser.afterNs)} after the failure by ${releaser.comm}[${releaser.pid}] in ${releaser.stack.slice(0, 6).join(' <- ') || '[no stack]'}`);
   });
   if (holders.length > MAX_CULPRITS) out.push(`\n(${holders.length - MAX_CULPRITS} more holder stacks in --json)`);

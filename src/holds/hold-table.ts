@@ -3,9 +3,12 @@
 //
 // The pairing rule. A put does not say which get it undoes, so when a page
 // has several outstanding gets, a put cancels:
-//   1. the most recent outstanding get taken by the same process (tgid), if
-//      any: code that takes and drops its own reference (get_page/put_page in
-//      one function, GUP pin then unpin) nests, last in, first out;
+//   0. when its stack says what it releases (an unpin or pipe buffer release
+//      drops a pin; unmapping drops a mapping's reference: see
+//      `PairingHints`), a get of that kind, same process first;
+//   1. else the most recent outstanding get taken by the same process (tgid),
+//      if any: code that takes and drops its own reference (get_page/put_page
+//      in one function, GUP pin then unpin) nests, last in, first out;
 //   2. otherwise the oldest outstanding get: references handed to someone
 //      else (a pipe, an LRU batch) are released in the order they were taken.
 // With one outstanding get there is no choice. An outstanding get is
@@ -13,7 +16,8 @@
 // otherwise it is *inferred*.
 //
 // A page whose refcount is set (page_ref_set: a fresh allocation) or frozen
-// starts a new life: its outstanding gets are forgotten. Puts with nothing
+// starts a new life: its outstanding gets are forgotten, and a set's
+// references are held by the code that set them. Puts with nothing
 // outstanding drop references taken before tracing began ("untracked").
 //
 // Memory is bounded per page: at most MAX_HOLDS_PER_PFN outstanding gets are
@@ -24,6 +28,18 @@ import { grown, PfnIndex } from './pfn-index';
 import { referenceDelta } from './reference-delta';
 
 export const MAX_HOLDS_PER_PFN = 16;
+
+/**
+ * What stacks say about pairing: the kind of reference a get's stack takes,
+ * and the kind a put's stack releases ("" when it does not say). Kinds are
+ * opaque labels to the table; blame supplies them from the frames.
+ */
+export interface PairingHints {
+  takes(stackId: number): string;
+  releases(stackId: number): string;
+}
+
+const NO_HINTS: PairingHints = { takes: () => '', releases: () => '' };
 
 const NONE = -1;
 
@@ -89,7 +105,7 @@ export class HoldTable {
   // Outstanding gets: a pool of hold records, linked per page, oldest first.
   private readonly hold = new HoldPool();
 
-  constructor(initialCapacity = 1 << 14) {
+  constructor(initialCapacity = 1 << 14, private readonly hints: PairingHints = NO_HINTS) {
     this.index = new PfnIndex(initialCapacity);
     this.cols = new PageColumns();
   }
@@ -119,6 +135,9 @@ export class HoldTable {
       c.lifeStartNs[slot] = e.tsNs;
       c.untrackedPuts[slot] = 0;
       c.choices[slot] = 0;
+      // A set (allocation) hands its references to the allocating code path:
+      // they are held like gets. A freeze leaves none.
+      if (e.type === EventType.PageRefSet && e.val > 0) this.hold.add(c, slot, e, e.val);
       return { kind: 'new-life' };
     }
     const delta = referenceDelta(e.type, e.val, e.ret);
@@ -129,7 +148,7 @@ export class HoldTable {
     }
     if (delta < 0) {
       c.puts[slot] -= delta;
-      return { kind: 'put', refs: -delta, cancelled: this.cancel(slot, e.tgid, -delta) };
+      return { kind: 'put', refs: -delta, cancelled: this.cancel(slot, e.tgid, this.hints.releases(e.stackId), -delta) };
     }
     return { kind: 'none' };
   }
@@ -171,7 +190,7 @@ export class HoldTable {
     return this.index.bytes + this.cols.bytes + this.hold.bytes;
   }
 
-  private cancel(slot: number, tgid: number, refs: number): Hold[] {
+  private cancel(slot: number, tgid: number, releases: string, refs: number): Hold[] {
     const c = this.cols;
     const cancelled: Hold[] = [];
     while (refs > 0) {
@@ -181,7 +200,7 @@ export class HoldTable {
         break;
       }
       if (outstanding > 1) c.choices[slot]++;
-      const h = this.hold.pick(c, slot, tgid);
+      const h = this.pick(slot, tgid, releases);
       const take = Math.min(refs, this.hold.refs[h]);
       cancelled.push({ ...this.hold.describe(c, slot, h), refs: take });
       refs -= take;
@@ -189,6 +208,18 @@ export class HoldTable {
       if (this.hold.refs[h] === 0) this.hold.remove(c, slot, h);
     }
     return cancelled;
+  }
+
+  /** The hold record a put cancels, by the pairing rule at the top of this file. */
+  private pick(slot: number, tgid: number, releases: string): number {
+    const { hold, cols: c } = this;
+    if (releases !== '') {
+      const ofKind = (h: number) => this.hints.takes(hold.stackId[h]) === releases;
+      for (let h = c.tail[slot]; h !== NONE; h = hold.prev[h]) if (hold.tgid[h] === tgid && ofKind(h)) return h;
+      for (let h = c.head[slot]; h !== NONE; h = hold.next[h]) if (ofKind(h)) return h;
+    }
+    for (let h = c.tail[slot]; h !== NONE; h = hold.prev[h]) if (hold.tgid[h] === tgid) return h;
+    return c.head[slot];
   }
 }
 
@@ -278,12 +309,6 @@ class HoldPool {
     else c.head[slot] = h;
     c.tail[slot] = h;
     c.holdCount[slot]++;
-  }
-
-  /** The record a put from `tgid` cancels: newest of the same process, else oldest. */
-  pick(c: PageColumns, slot: number, tgid: number): number {
-    for (let h = c.tail[slot]; h !== NONE; h = this.prev[h]) if (this.tgid[h] === tgid) return h;
-    return c.head[slot];
   }
 
   remove(c: PageColumns, slot: number, h: number): void {
