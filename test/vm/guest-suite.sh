@@ -58,6 +58,22 @@ echo > $T/set_event_pid
 echo > $T/trace
 echo 1408 > $T/buffer_size_kb
 
+# --- filters: --comm and --pfn together, in the kernel ----------------------
+mkfifo "$TMPDIR/go2"
+build/Release/page-churn 8 2 < "$TMPDIR/go2" > /dev/null 2>&1 &
+churn=$!
+node bin/pageref.js record -o "$out/filters.pgref" --comm page-churn --pfn 0x0-0x18000 > "$out/filters-record.log" 2>&1 &
+recorder=$!
+if wait_attached "$out/filters-record.log" $recorder; then
+	echo go > "$TMPDIR/go2"
+	wait $churn
+else
+	kill $churn
+fi
+kill -INT $recorder
+wait $recorder
+echo $? > "$out/filters-record.rc"
+
 # --- CMA: pages pinned by vmsplice make CMA allocations fail --------------
 node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
 recorder=$!

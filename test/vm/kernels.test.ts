@@ -100,6 +100,35 @@ function registerKernelTests(kernel: KernelImage): void {
     t.is(got.capture.stopReason, 'SIGINT');
   });
 
+  test(`${name}: --comm and --pfn filter in the kernel`, async (t) => {
+    const run = await suiteRun(kernel);
+    t.is(file(run, 'filters-record.rc').trim(), '0', file(run, 'filters-record.log'));
+    const capture = join(run.outDir, 'filters.pgref');
+    let pageRefEvents = 0;
+    const strays: string[] = [];
+    replayCapture(capture, {
+      header: () => {},
+      stacks: () => {},
+      counters: () => {},
+      end: () => {},
+      events: (batch, strings) => {
+        for (let i = 0; i < batch.length; i++) {
+          if (!isPageRefEvent(batch.type[i])) continue;
+          pageRefEvents++;
+          const comm = strings.get(batch.comm[i]);
+          if (comm !== 'page-churn' || batch.pfn[i] >= 0x18000) strays.push(`${comm} 0x${batch.pfn[i].toString(16)}`);
+        }
+      },
+    });
+    const summary = report(capture);
+    const filtered = Object.values(summary.kernelCounters ?? {}).reduce((sum, c) => sum + c.filtered, 0);
+    t.log(`${name}: ${pageRefEvents} page_ref events kept, ${filtered} filtered in the kernel`);
+    t.true(pageRefEvents > 100, 'page-churn left no events in the range');
+    t.deepEqual(strays.slice(0, 5), [], 'events outside the filters');
+    t.true(filtered > pageRefEvents, 'the kernel filtered nothing');
+    t.is(summary.dropped, 0);
+  });
+
   test(`${name}: pinned pages make isolation fail, and the capture holds their events and symbolised stacks`, async (t) => {
     const run = await suiteRun(kernel);
     t.is(file(run, 'cma-workload.rc').trim(), '0', file(run, 'cma-workload.log'));
