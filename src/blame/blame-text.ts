@@ -49,8 +49,9 @@ export function renderBlame(blame: BlameJson): string {
     }
   }
   out.push('');
-  out.push('How blame works: a holder is a reference taken while recording and not yet dropped when isolation failed; a put cancels the newest');
-  out.push('reference of the same process, else the oldest ("inferred" when it had to choose). Pins (GUP, splice) rank first: migration');
+  out.push('How blame works: a holder is a reference taken while recording (an allocation counts) and not yet dropped when isolation');
+  out.push('failed. A put cancels a reference of the kind its stack releases (unpin, pipe release: a pin; unmap: a mapping\'s), else the');
+  out.push('newest of the same process, else the oldest ("inferred" when it had to choose). Pins (GUP, splice) rank first: migration');
   out.push('cannot move a page with references beyond its mappings and page cache.');
   return out.join('\n') + '\n';
 }

@@ -8,17 +8,20 @@ T=/sys/kernel/tracing
 # Not a shell function: a backgrounded function is a subshell, and a signal
 # sent to its pid would never reach node.
 
-# wait_attached LOG PID: until pageref record says it attached (or died).
-wait_attached() {
+# wait_for TEXT LOG PID: until LOG says TEXT (or PID died).
+wait_for() {
 	i=0
 	while [ $i -lt 600 ]; do
-		grep -q "attached" "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
+		grep -q "$1" "$2" && return 0
+		kill -0 "$3" 2>/dev/null || return 1
 		sleep 0.1
 		i=$((i + 1))
 	done
 	return 1
 }
+
+# wait_attached LOG PID: until pageref record says it attached (or died).
+wait_attached() { wait_for "attached" "$1" "$2"; }
 
 # --- doctor --------------------------------------------------------------
 node bin/pageref.js doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
@@ -77,15 +80,20 @@ echo $? > "$out/filters-record.rc"
 # --- CMA: pages pinned by vmsplice make CMA allocations fail --------------
 node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
 recorder=$!
-if wait_attached "$out/cma-record.log" $recorder; then
+# Live blame at the same time: it records, then reports on Ctrl-C.
+node bin/pageref.js blame --json > "$out/live-blame.json" 2> "$out/live-blame.log" &
+live_blame=$!
+if wait_attached "$out/cma-record.log" $recorder && wait_for "recording" "$out/live-blame.log" $live_blame; then
 	PINNED_PFNS_FILE="$out/pinned.txt" sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/cma-workload.log" 2>&1
 	echo $? > "$out/cma-workload.rc"
 else
-	echo "pageref record did not attach" >> "$out/cma-record.log"
+	echo "pageref record or blame did not attach" >> "$out/cma-record.log"
 fi
-kill -INT $recorder
+kill -INT $recorder $live_blame
 wait $recorder
 echo $? > "$out/cma-record.rc"
+wait $live_blame
+echo $? > "$out/live-blame.rc"
 
 # --- nothing is left loaded --------------------------------------------------
 bpftool prog show > "$out/bpf-progs-after.txt" 2>&1
