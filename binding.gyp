@@ -37,6 +37,11 @@
       "target_name": "page-churn",
       "type": "executable",
       "sources": ["vm/workloads/page-churn.c"]
+    },
+    {
+      "target_name": "exit-race",
+      "type": "executable",
+      "sources": ["vm/workloads/exit-race.c"]
     }
   ]
 }

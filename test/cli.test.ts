@@ -18,8 +18,11 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a zero duration', ['record', '-o', '/nonexistent/x', '--duration', '0'], /--duration: "0" is not a positive number/],
   ['a size that is not one', ['record', '-o', '/nonexistent/x', '--buffer-size', 'big'], /--buffer-size: "big" is not a size/],
   ['a top count that is not a number', ['report', 'x.pgref', '--top', 'ten'], /--top: "ten" is not a non-negative integer/],
-  ['a duration with a capture file', ['blame', 'x.pgref', '--duration', '5'], /--duration is for live blame, not for a capture file/],
+  ['a duration with a capture file', ['blame', 'x.pgref', '--duration', '5'], /--duration and --buffer-size are for live blame, not for a capture file/],
   ['a bad live blame duration', ['blame', '--duration', 'soon'], /--duration: "soon" is not a positive number/],
+  ['a ring buffer that is not a power of two', ['record', '-o', '/nonexistent/x', '--buffer-size', '5000'], /buffer size 5000 must be a power of two/],
+  ['a live blame ring buffer that is not a power of two', ['blame', '--buffer-size', '3M'], /buffer size 3145728 must be a power of two/],
+  ['a stack map that is too large', ['record', '-o', '/nonexistent/x', '--stack-entries', '99999999'], /stack entries 99999999 must be/],
 ];
 
 for (const [what, args, message] of usageErrors) {

@@ -8,8 +8,9 @@ import { blameJson } from '../blame/blame-report';
 import { renderBlame } from '../blame/blame-text';
 import { doctorFailureLine, runDoctor } from '../doctor/doctor';
 import { runLiveCapture } from '../live/live-capture';
-import { BpfError } from '../native/tracer';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_STACK_ENTRIES } from './record-command';
+import { BpfError, TracerOptions, tracerOptionsProblem } from '../native/tracer';
+import { UsageError } from './arguments';
+import { DEFAULT_STACK_ENTRIES } from './record-command';
 
 export function blameOutput(analysis: BlameAnalysis, json: boolean): string {
   const verdict = blameJson(analysis);
@@ -22,7 +23,10 @@ export function blameFile(path: string, json: boolean): string {
   return blameOutput(analysis, json);
 }
 
-export async function blameLive(options: { durationSec?: number; json: boolean; commandLine: string[] }): Promise<number> {
+export async function blameLive(options: { durationSec?: number; bufferBytes: number; json: boolean; commandLine: string[] }): Promise<number> {
+  const tracer = (events: string[]): TracerOptions => ({ events, ringBytes: options.bufferBytes, stackEntries: DEFAULT_STACK_ENTRIES, pids: [], comms: [], pfnMin: 0, pfnMax: 2 ** 52 });
+  const problem = tracerOptionsProblem(tracer(['page_ref_mod']));
+  if (problem) throw new UsageError(problem);
   const doctor = runDoctor({ mountTracefs: true });
   if (!doctor.ok) {
     process.stderr.write(`pageref blame: ${doctorFailureLine(doctor)}\n`);
@@ -36,7 +40,7 @@ export async function blameLive(options: { durationSec?: number; json: boolean; 
   try {
     await runLiveCapture(
       {
-        tracer: { events: doctor.events.present, ringBytes: DEFAULT_BUFFER_BYTES, stackEntries: DEFAULT_STACK_ENTRIES, pids: [], comms: [], pfnMin: 0, pfnMax: 2 ** 52 },
+        tracer: tracer(doctor.events.present),
         eventsMissing: doctor.events.missing,
         commandLine: options.commandLine,
         durationSec: options.durationSec,

@@ -75,10 +75,16 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .argument('[file]', 'capture file; without one, record live first')
     .option('-d, --duration <seconds>', 'live: stop recording after this many seconds (default: until Ctrl-C)', (v) => parseSeconds(v, '--duration'))
     .option('--json', 'print JSON (the contract is in the README)')
-    .action(async (file: string | undefined, options: { duration?: number; json?: boolean }) => {
-      if (file !== undefined && options.duration !== undefined) throw new UsageError('--duration is for live blame, not for a capture file');
+    .option('--buffer-size <bytes>', 'live: ring buffer size, a power of two (default 16M)', (v) => parseBytes(v, '--buffer-size'))
+    .action(async (file: string | undefined, options: { duration?: number; json?: boolean; bufferSize?: number }) => {
+      if (file !== undefined && (options.duration !== undefined || options.bufferSize !== undefined)) {
+        throw new UsageError('--duration and --buffer-size are for live blame, not for a capture file');
+      }
       if (file !== undefined) process.stdout.write(blameFile(file, Boolean(options.json)));
-      else setExit(await blameLive({ durationSec: options.duration, json: Boolean(options.json), commandLine: ['pageref', ...argv.slice(2)] }));
+      else {
+        const live = { durationSec: options.duration, bufferBytes: options.bufferSize ?? DEFAULT_BUFFER_BYTES, json: Boolean(options.json) };
+        setExit(await blameLive({ ...live, commandLine: ['pageref', ...argv.slice(2)] }));
+      }
     });
 
   program

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { CaptureWriter } from '../capture/capture-writer';
 import { doctorFailureLine, runDoctor } from '../doctor/doctor';
 import { runLiveCapture } from '../live/live-capture';
-import { BpfError, TracerOptions } from '../native/tracer';
+import { BpfError, TracerOptions, tracerOptionsProblem } from '../native/tracer';
 import type { EventName } from '../record/event-types';
 import { UsageError } from './arguments';
 
@@ -28,6 +28,8 @@ export const DEFAULT_STACK_ENTRIES = 16384;
 /** Returns the exit status. */
 export async function recordCommand(args: RecordArgs, log: (line: string) => void = (line) => process.stderr.write(line + '\n')): Promise<number> {
   if (existsSync(args.output) && !args.force) throw new UsageError(`${args.output} exists; pass --force to replace it`);
+  const problem = tracerOptionsProblem({ ...tracerOptions(args, ['page_ref_mod']), stackEntries: args.stackEntries });
+  if (problem) throw new UsageError(problem);
   const doctor = runDoctor({ mountTracefs: true });
   if (!doctor.ok) {
     log(`pageref record: ${doctorFailureLine(doctor)}`);
@@ -36,15 +38,7 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
   const events: EventName[] = doctor.events.present;
   if (doctor.events.missing.length > 0) log(`pageref record: not traced, the kernel lacks them: ${doctor.events.missing.join(', ')}`);
 
-  const tracer: TracerOptions = {
-    events,
-    ringBytes: args.bufferBytes,
-    stackEntries: args.stacks ? args.stackEntries : 0,
-    pids: args.pids,
-    comms: args.comms,
-    pfnMin: args.pfn?.start ?? 0,
-    pfnMax: args.pfn ? args.pfn.end - 1 : 2 ** 52,
-  };
+  const tracer = tracerOptions(args, events);
   const writer = new CaptureWriter(args.output, { force: args.force });
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
@@ -95,4 +89,16 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+function tracerOptions(args: RecordArgs, events: EventName[]): TracerOptions {
+  return {
+    events,
+    ringBytes: args.bufferBytes,
+    stackEntries: args.stacks ? args.stackEntries : 0,
+    pids: args.pids,
+    comms: args.comms,
+    pfnMin: args.pfn?.start ?? 0,
+    pfnMax: args.pfn ? args.pfn.end - 1 : 2 ** 52,
+  };
 }

@@ -198,18 +198,17 @@ function registerKernelTests(kernel: KernelImage): void {
     t.true(blame.busyPfns.every((b) => b.holders.length > 0));
   });
 
-  test(`${name}: live blame, stopped by Ctrl-C, reaches the same verdict as blame on the capture`, async (t) => {
+  test(`${name}: live blame, stopped by Ctrl-C, names the same culprit`, async (t) => {
     const run = await suiteRun(kernel);
+    t.is(file(run, 'live-blame-workload.rc').trim(), '0', file(run, 'live-blame-workload.log'));
     t.is(file(run, 'live-blame.rc').trim(), '0', file(run, 'live-blame.log'));
     const live = JSON.parse(file(run, 'live-blame.json'));
-    const analysis = new BlameAnalysis();
-    replayCapture(join(run.outDir, 'cma.pgref'), analysis);
-    const recorded = blameJson(analysis);
-    t.is(live.failures, recorded.failures);
-    t.deepEqual(live.busyPfns.map((b: { pfn: string }) => b.pfn), recorded.busyPfns.map((b) => b.pfn));
-    const liveHolders = live.byStack.filter((g: { role: string }) => g.role === 'holder').map((g: { frame: string }) => g.frame).sort();
-    const recordedHolders = recorded.byStack.filter((g) => g.role === 'holder').map((g) => g.frame).sort();
-    t.deepEqual(liveHolders, recordedHolders);
+    t.log(`${name}: live blame: ${live.failures} failures, ${live.dropped} dropped`);
+    t.is(live.dropped, 0);
+    t.is(live.failures, 33, 'the workload fails isolation 33 times');
+    t.is(live.busyPfns.length, 1);
+    const holders = live.byStack.filter((g: { role: string }) => g.role === 'holder');
+    t.true(holders.some((g: { kind: string; stack: string[] }) => g.kind === 'pin' && g.stack.some((frame) => /vmsplice/.test(frame))));
   });
 
   test(`${name}: nothing stays loaded in the kernel after record exits`, async (t) => {
