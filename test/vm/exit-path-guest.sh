@@ -1,0 +1,55 @@
+#!/bin/sh
+# Runs inside a test kernel (test/vm/exit-path.test.ts boots it): the exit
+# race of the commit that added the page_ref tracepoints. Each try records
+# vm/exit-race-workload.sh with pageref into $PAGEREF_OUT/tryN.pgref; tries
+# stop at the first one in which the kernel's own ftrace saw an isolation
+# fail (test_pages_isolated ret=fail), at MAX_TRIES, or once BUDGET_SEC have
+# passed. The host judges the captures; nothing here decides pass or fail.
+set -u
+out="$PAGEREF_OUT"
+T=/sys/kernel/tracing
+MAX_TRIES=${MAX_TRIES:-3}
+BUDGET_SEC=${BUDGET_SEC:-75}
+# MIB HOG_MS CHUNK: see vm/exit-race-workload.sh.
+ARGS=${EXIT_RACE_ARGS:-150 20000 512}
+export RT_RUNTIME_US=${RT_RUNTIME_US:-99000}
+
+# wait_attached LOG PID: until pageref record says it attached (or died).
+wait_attached() {
+	i=0
+	while [ $i -lt 600 ]; do
+		grep -q "attached" "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+started=$(date +%s)
+echo 1 > $T/events/page_isolation/test_pages_isolated/enable || echo "no test_pages_isolated event" >> "$out/tries.txt"
+n=1
+while [ $n -le "$MAX_TRIES" ]; do
+	echo > $T/trace
+	# Not a shell function in the background: the signal must reach node.
+	node bin/pageref.js record -o "$out/try$n.pgref" --buffer-size 64M > "$out/try$n-record.log" 2>&1 &
+	recorder=$!
+	if wait_attached "$out/try$n-record.log" $recorder; then
+		# shellcheck disable=SC2086 # ARGS is split on purpose
+		sh vm/exit-race-workload.sh build/Release/exit-race $ARGS > "$out/try$n-workload.log" 2>&1
+		rc=$?
+	else
+		echo "pageref record did not attach" >> "$out/try$n-record.log"
+		rc=attach
+	fi
+	kill -INT $recorder
+	wait $recorder
+	record_rc=$?
+	fails=$(grep -c 'ret=fail' $T/trace)
+	echo "try=$n workload_rc=$rc record_rc=$record_rc isolation_failures=$fails elapsed=$(($(date +%s) - started)) $(tail -n 1 "$out/try$n-workload.log")" >> "$out/tries.txt"
+	[ "$fails" -gt 0 ] && break
+	[ $(($(date +%s) - started)) -ge "$BUDGET_SEC" ] && break
+	n=$((n + 1))
+done
+echo 0 > $T/events/page_isolation/test_pages_isolated/enable
+exit 0
