@@ -107,7 +107,12 @@ export async function runInVm(options: VmOptions): Promise<VmResult> {
   ].join(' ');
 
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', // no nested KVM on the CI machines: -enable-kvm hangs
+    // No nested KVM on the CI machines (-enable-kvm hangs), so TCG. One host
+    // thread for all vCPUs: with multi-threaded TCG the guest sometimes died
+    // with an invalid opcode inside a 5-byte nop in __schedule, as the kernel
+    // rewrote its own code (static keys flipped as tracing started/stopped)
+    // while another vCPU ran it.
+    '-accel', 'tcg,thread=single', '-cpu', 'max',
     '-m', `${memoryMiB}M`,
     '-smp', String(cpus),
     '-nographic',
