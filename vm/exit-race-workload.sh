@@ -4,20 +4,27 @@
 # at a page still held by the exit path's batched freeing (exit_mmap ->
 # tlb_finish_mmu -> free_pages_and_swap_cache -> release_pages).
 #
-# usage: exit-race-workload.sh EXIT_RACE_BINARY [MIB [HOG_MS]]
+# usage: exit-race-workload.sh EXIT_RACE_BINARY [MIB [HOG_MS [CHUNK]]]
 #
 # EXIT_RACE_BINARY is vm/workloads/exit-race.c. It faults in MIB (default
 # 200) of anonymous memory, much of it in the CMA area, on the last CPU. On
 # SIGUSR1 it starts a SCHED_FIFO hog on that CPU for HOG_MS (default 6000; 0
-# for none) and exits; RT throttling, set here to 90 ms of every 100 ms
-# (restored afterwards), leaves the exit 10 ms slices, so it is preempted
-# between slices with pages gathered in its mmu_gather. Once its mm is gone
-# from /proc/PID/status (exit_mm() has handed it to mmput -> exit_mmap), ONE
-# allocation of maxchunk - 32 pages is made (33 start positions, each over
-# most of the area), and freed if it succeeded.
+# for none) and exits; RT throttling, set here to RT_RUNTIME_US (default
+# 90000) of every 100 ms and restored afterwards, leaves the exit short
+# slices, so it is preempted between them with pages gathered in its
+# mmu_gather. Once its mm is gone from /proc/PID/status (exit_mm() has handed
+# it to mmput -> exit_mmap) and it has unmapped GATHER_KB (default 4096) of
+# memory, the CMA area is allocated over:
+#  - CHUNK 0 (default): ONE allocation of maxchunk - 32 pages (33 start
+#    positions, each over most of the area), freed if it succeeded;
+#  - CHUNK > 0: a sweep of CHUNK pages at a time from the bottom of the area
+#    up, until it is covered or 3 allocations failed, then all freed. Small
+#    allocations test isolation soon after migrating, while the pages the
+#    exit gathered are still in its batch: this is what reproduces the race
+#    (test/vm/exit-path-guest.sh uses 150 MiB, 20000 ms, 512 pages).
 #
 # Prints one line:
-#   exit-race: pid=P pages=N in_cma=K allocation=failed|succeeded anon_kb_before=A anon_kb_after=B seconds=S
+#   exit-race: pid=P pages=N in_cma=K allocation=failed|succeeded|ok=N,failed=M alloc_pages=C anon_kb_before=A anon_kb_after=B seconds=S
 # (anon_kb_*: AnonPages of /proc/meminfo around the allocation: the exit was
 # still under way if `before` is well above what is left once it ends).
 # Exits non-zero, with a message on stderr, when the CMA debugfs files or the
