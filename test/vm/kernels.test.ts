@@ -169,6 +169,18 @@ function registerKernelTests(kernel: KernelImage): void {
     const frames = [...stacksOnBusy].flatMap((id) => stacks.get(id) ?? []);
     t.true(frames.length > 0, 'the stacks of busy pfns are missing from the capture');
     t.true(frames.every((frame) => /^[\w.$]+\+0x[0-9a-f]+( \[\w+\])?$/.test(frame)), `not symbolised: ${frames.find((f) => !/^[\w.$]+\+0x[0-9a-f]+/.test(f))}`);
+    // No kernel address in the capture: frames are names, pointers are hashed
+    // below 2^52, and kernel addresses all lie above 0xffff800000000000.
+    let largest = 0;
+    replayCapture(capture, {
+      ...ignore,
+      stacks: () => {},
+      events: (batch) => {
+        for (const column of [batch.pfn, batch.flags, batch.mapping]) for (let i = 0; i < batch.length; i++) largest = Math.max(largest, column[i]);
+      },
+    });
+    t.true(largest < 2 ** 52, `a value of 0x${largest.toString(16)} in the capture`);
+    t.notRegex(readFileSync(capture).toString('latin1'), /ffff[89a-f][0-9a-f]{11}/i, 'a kernel address in hex');
     const pinned = new Set(file(run, 'pinned.txt').split('\n').filter((line) => line.trim() !== '').map((line) => Number(line.trim())));
     t.true(pinned.size > 0, 'the workload reported no pinned pfns');
     t.true([...busy].every((pfn) => pinned.has(pfn)), `busy pfns ${[...busy].map((p) => p.toString(16))} are not all pinned pfns`);
