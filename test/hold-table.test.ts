@@ -1,5 +1,5 @@
 import test from 'ava';
-import { HoldTable, MAX_HOLDS_PER_PFN, RefEvent } from '../src/holds/hold-table';
+import { Hold, HoldTable, MAX_HOLDS_PER_PFN, RefEvent } from '../src/holds/hold-table';
 import { EventType } from '../src/record/event-types';
 
 let clock = 0;
@@ -15,9 +15,9 @@ test('a put from the process that holds a reference cancels its newest one', (t)
   table.apply(get(10, 100, 1));
   table.apply(get(10, 200, 2));
   table.apply(get(10, 100, 3));
-  const effect = table.apply(put(10, 100, 9));
-  t.is(effect.kind, 'put');
-  t.deepEqual(effect.kind === 'put' ? effect.cancelled.map((h) => h.stackId) : [], [3]);
+  const cancelled: Hold[] = [];
+  t.is(table.apply(put(10, 100, 9), cancelled), -1);
+  t.deepEqual(cancelled.map((h) => h.stackId), [3]);
   t.deepEqual(table.holds(10).map((h) => h.stackId), [1, 2]);
 });
 

@@ -105,15 +105,16 @@ export class BlameAnalysis implements CaptureSink {
         e.pid = batch.pid[i];
         e.tgid = batch.tgid[i];
         e.comm = batch.comm[i];
-        const effect = this.holds.apply(e);
         const busy = this.busy.get(e.pfn);
-        if (busy && effect.kind === 'put' && busy.releasers.length < MAX_RELEASERS_PER_PFN) {
+        const cancelled: Hold[] | undefined = busy && busy.releasers.length < MAX_RELEASERS_PER_PFN ? [] : undefined;
+        const delta = this.holds.apply(e, cancelled);
+        if (busy && cancelled && delta < 0) {
           // A releaser drops a reference that was there at a failure: one
           // taken before it, or one pageref never saw taken. Gets and puts
           // that both came after (migration retrying, say) release nothing.
-          const tracked = effect.cancelled.reduce((sum, hold) => sum + hold.refs, 0);
-          const released = effect.cancelled.filter((hold) => hold.takenNs <= busy.lastFailureNs);
-          const refs = released.reduce((sum, hold) => sum + hold.refs, 0) + (effect.refs - tracked);
+          const tracked = cancelled.reduce((sum, hold) => sum + hold.refs, 0);
+          const released = cancelled.filter((hold) => hold.takenNs <= busy.lastFailureNs);
+          const refs = released.reduce((sum, hold) => sum + hold.refs, 0) + (-delta - tracked);
           if (refs > 0) {
             busy.releasers.push({
               stackId: e.stackId,

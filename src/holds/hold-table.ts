@@ -92,13 +92,6 @@ export interface RefEvent {
   comm: number;
 }
 
-/** What one event did to the page's outstanding references. */
-export type RefEffect =
-  | { kind: 'get'; refs: number }
-  | { kind: 'put'; refs: number; cancelled: Hold[] }
-  | { kind: 'new-life' }
-  | { kind: 'none' };
-
 export class HoldTable {
   private readonly index: PfnIndex;
   private cols: PageColumns;
@@ -114,8 +107,13 @@ export class HoldTable {
     return this.index.size;
   }
 
-  /** Applies one page_ref event; returns what it did to outstanding references. */
-  apply(e: RefEvent): RefEffect {
+  /**
+   * Applies one page_ref event. Returns the references it took (> 0) or
+   * dropped (< 0), or 0 (set, freeze, unfreeze, a failed add). When
+   * `cancelled` is given, a put appends the holds it cancelled to it; without
+   * it nothing is allocated, which keeps the per-event path cheap.
+   */
+  apply(e: RefEvent, cancelled?: Hold[]): number {
     const slot = this.index.rowOf(e.pfn);
     const c = this.cols;
     c.ensure(slot + 1);
@@ -138,19 +136,17 @@ export class HoldTable {
       // A set (allocation) hands its references to the allocating code path:
       // they are held like gets. A freeze leaves none.
       if (e.type === EventType.PageRefSet && e.val > 0) this.hold.add(c, slot, e, e.val);
-      return { kind: 'new-life' };
+      return 0;
     }
     const delta = referenceDelta(e.type, e.val, e.ret);
     if (delta > 0) {
       c.gets[slot] += delta;
       this.hold.add(c, slot, e, delta);
-      return { kind: 'get', refs: delta };
-    }
-    if (delta < 0) {
+    } else if (delta < 0) {
       c.puts[slot] -= delta;
-      return { kind: 'put', refs: -delta, cancelled: this.cancel(slot, e.tgid, this.hints.releases(e.stackId), -delta) };
+      this.cancel(slot, e.tgid, this.hints.releases(e.stackId), -delta, cancelled);
     }
-    return { kind: 'none' };
+    return delta;
   }
 
   page(pfn: number): PageState | undefined {
@@ -190,24 +186,22 @@ export class HoldTable {
     return this.index.bytes + this.cols.bytes + this.hold.bytes;
   }
 
-  private cancel(slot: number, tgid: number, releases: string, refs: number): Hold[] {
+  private cancel(slot: number, tgid: number, releases: string, refs: number, cancelled: Hold[] | undefined): void {
     const c = this.cols;
-    const cancelled: Hold[] = [];
     while (refs > 0) {
       const outstanding = c.holdCount[slot];
       if (outstanding === 0) {
         c.untrackedPuts[slot] += refs;
-        break;
+        return;
       }
       if (outstanding > 1) c.choices[slot]++;
       const h = this.pick(slot, tgid, releases);
       const take = Math.min(refs, this.hold.refs[h]);
-      cancelled.push({ ...this.hold.describe(c, slot, h), refs: take });
+      if (cancelled) cancelled.push({ ...this.hold.describe(c, slot, h), refs: take });
       refs -= take;
       this.hold.refs[h] -= take;
       if (this.hold.refs[h] === 0) this.hold.remove(c, slot, h);
     }
-    return cancelled;
   }
 
   /** The hold record a put cancels, by the pairing rule at the top of this file. */
