@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectPath } from '../paths';
-import { findKernels, KernelImage } from '../vm/kernels';
+import { findKernels, KernelImage, kernelHas } from '../vm/kernels';
 import { runInVm, VmError } from '../vm/qemu';
 import { UsageError } from './arguments';
 import { reportCommand } from './report-command';
@@ -63,9 +63,11 @@ export async function demoCommand(options: { kernel?: string; keep?: string }): 
   return 0;
 }
 
-function chooseKernel(kernels: KernelImage[], name: string | undefined): KernelImage {
+function chooseKernel(all: KernelImage[], name: string | undefined): KernelImage {
+  // A kernel whose config says it lacks the tracepoints cannot show anything.
+  const kernels = all.filter((kernel) => kernelHas(kernel, 'CONFIG_DEBUG_PAGE_REF') !== false);
   if (kernels.length === 0) {
-    throw new UsageError('no test kernels found: set PAGEREF_KERNELS or build one with vm/build-kernel.sh');
+    throw new UsageError('no test kernel with CONFIG_DEBUG_PAGE_REF found: set PAGEREF_KERNELS or build one with vm/build-kernel.sh');
   }
   if (name === undefined) return kernels[kernels.length - 1];
   const found = kernels.find((kernel) => kernel.name === name);

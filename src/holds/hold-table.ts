@@ -176,11 +176,6 @@ export class HoldTable {
     return slot < 0 ? [] : this.hold.list(this.cols, slot);
   }
 
-  /** Visits every page, in order of first sight. */
-  forEachPage(visit: (pfn: number) => void): void {
-    for (let row = 0; row < this.index.size; row++) visit(this.index.pfnOf(row));
-  }
-
   /** Bytes held by the table's typed arrays (for the benchmarks). */
   get bytes(): number {
     return this.index.bytes + this.cols.bytes + this.hold.bytes;

@@ -22,23 +22,18 @@ export class CaptureSummary implements CaptureSink {
   cmaFailedAllocations = 0;
   cmaBusyRetries = 0;
   cmaReleases = 0;
-  stacksSeen = 0;
-  firstTsNs = Infinity;
   lastTsNs = -Infinity;
 
   header(header: CaptureHeader): void {
     this.capturedHeader = header;
   }
 
-  stacks(stacks: { id: number }[]): void {
-    this.stacksSeen += stacks.length;
-  }
+  stacks(): void {}
 
   events(batch: EventBatch, _strings: StringTable): void {
     for (let i = 0; i < batch.length; i++) {
       const type = batch.type[i];
       this.eventsByType[type]++;
-      if (batch.tsNs[i] < this.firstTsNs) this.firstTsNs = batch.tsNs[i];
       if (batch.tsNs[i] > this.lastTsNs) this.lastTsNs = batch.tsNs[i];
       if (isPageRefEvent(type)) {
         const delta = referenceDelta(type, batch.val[i], batch.ret[i]);

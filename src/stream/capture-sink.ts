@@ -22,23 +22,3 @@ export interface CaptureSink {
   counters(counters: KernelCounters): void;
   end(end: StreamEnd): void;
 }
-
-/** Sends every call to each of several sinks, in order. */
-export class TeeSink implements CaptureSink {
-  constructor(private readonly sinks: CaptureSink[]) {}
-  header(header: CaptureHeader): void {
-    for (const sink of this.sinks) sink.header(header);
-  }
-  stacks(stacks: StackEntry[]): void {
-    for (const sink of this.sinks) sink.stacks(stacks);
-  }
-  events(batch: EventBatch, strings: StringTable): void {
-    for (const sink of this.sinks) sink.events(batch, strings);
-  }
-  counters(counters: KernelCounters): void {
-    for (const sink of this.sinks) sink.counters(counters);
-  }
-  end(end: StreamEnd): void {
-    for (const sink of this.sinks) sink.end(end);
-  }
-}
