@@ -14,17 +14,7 @@ BUDGET_SEC=${BUDGET_SEC:-75}
 ARGS=${EXIT_RACE_ARGS:-150 20000 512}
 export RT_RUNTIME_US=${RT_RUNTIME_US:-99000}
 
-# wait_attached LOG PID: until pageref record says it attached (or died).
-wait_attached() {
-	i=0
-	while [ $i -lt 600 ]; do
-		grep -q "attached" "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
+. test/vm/guest-lib.sh
 
 started=$(date +%s)
 echo 1 > $T/events/page_isolation/test_pages_isolated/enable || echo "no test_pages_isolated event" >> "$out/tries.txt"

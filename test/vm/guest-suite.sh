@@ -8,20 +8,7 @@ T=/sys/kernel/tracing
 # Not a shell function: a backgrounded function is a subshell, and a signal
 # sent to its pid would never reach node.
 
-# wait_for TEXT LOG PID: until LOG says TEXT (or PID died).
-wait_for() {
-	i=0
-	while [ $i -lt 600 ]; do
-		grep -q "$1" "$2" && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
-# wait_attached LOG PID: until pageref record says it attached (or died).
-wait_attached() { wait_for "attached" "$1" "$2"; }
+. test/vm/guest-lib.sh
 
 # --- doctor --------------------------------------------------------------
 node bin/pageref.js doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
