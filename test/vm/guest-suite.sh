@@ -5,8 +5,8 @@
 set -u
 out="$PAGEREF_OUT"
 T=/sys/kernel/tracing
-# Not a shell function: a backgrounded function is a subshell, and a signal
-# sent to its pid would never reach node.
+# node runs pageref directly, never through a shell function: a backgrounded
+# function is a subshell, and a signal sent to its pid would never reach node.
 
 . test/vm/guest-lib.sh
 
