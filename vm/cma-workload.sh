@@ -36,7 +36,7 @@
 
 set -u
 
-CMA=/sys/kernel/debug/cma/reserved
+. "$(dirname "$0")/cma-lib.sh"
 PINS=16
 # The single allocation asks for maxchunk - SLACK pages: SLACK + 1 places to try.
 SLACK=32
@@ -65,17 +65,7 @@ if [ $mode = many ]; then
 fi
 [ -x "$hold_bin" ] || die "holder $hold_bin is not an executable file"
 
-# debugfs has shown the CMA files late (or not at all, when cma= could not be
-# reserved): wait a little, then say exactly what is missing.
-i=0
-while [ ! -e "$CMA/alloc" ] && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ ! -e "$CMA/alloc" ]; then
-	[ -d /sys/kernel/debug/cma ] || die "/sys/kernel/debug/cma missing (debugfs not mounted, or no CONFIG_CMA_DEBUGFS)"
-	die "$CMA/alloc missing after 5 s (is there cma= on the kernel command line? grep CmaTotal /proc/meminfo: $(grep CmaTotal /proc/meminfo))"
-fi
+cma_wait_ready
 
 # Each external command costs a fork and an exec, slow under TCG: shell
 # builtins where they do.
@@ -149,14 +139,7 @@ if [ $mode = pinned ]; then
 		printf '%s\n' $pinned >"$PINNED_PFNS_FILE" || die "cannot write $PINNED_PFNS_FILE"
 	fi
 	pages=$((maxchunk - SLACK))
-	# A failed cma_alloc() makes the write itself fail (the error text varies
-	# by kernel, e.g. "I/O error"); only the status matters here.
-	if echo $pages >"$CMA/alloc" 2>/dev/null; then
-		result=succeeded
-		echo $pages >"$CMA/free" || die "could not free $pages pages via $CMA/free"
-	else
-		result=failed
-	fi
+	cma_alloc_once $pages
 else
 	# Successful allocations are freed only after the last attempt: freed at
 	# once, the next attempt would reuse the same clear range and never meet a

@@ -33,7 +33,7 @@
 
 set -u
 
-CMA=/sys/kernel/debug/cma/reserved
+. "$(dirname "$0")/cma-lib.sh"
 SLACK=32
 RT=/proc/sys/kernel
 
@@ -50,12 +50,7 @@ rt_runtime=${RT_RUNTIME_US:-90000}
 case $mib$hog_ms$chunk$rt_runtime in '' | *[!0-9]*) die "MIB and HOG_MS must be whole numbers" ;; esac
 [ -x "$bin" ] || die "exit-race binary $bin is not an executable file"
 
-i=0
-while [ ! -e "$CMA/alloc" ] && [ $i -lt 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-[ -e "$CMA/alloc" ] || die "$CMA/alloc missing after 5 s (grep CmaTotal /proc/meminfo: $(grep CmaTotal /proc/meminfo))"
+cma_wait_ready
 for f in base_pfn count maxchunk order_per_bit; do
 	[ -r "$CMA/$f" ] || die "$CMA/$f missing"
 done
@@ -139,12 +134,7 @@ before=$(anon_kb)
 if [ "$chunk" -eq 0 ]; then
 	read -r maxchunk <$CMA/maxchunk || die "cannot read $CMA/maxchunk"
 	alloc=$((maxchunk - SLACK))
-	if echo $alloc >"$CMA/alloc" 2>/dev/null; then
-		result=succeeded
-		echo $alloc >"$CMA/free" || die "could not free $alloc pages via $CMA/free"
-	else
-		result=failed
-	fi
+	cma_alloc_once $alloc
 else
 	# Sweep: CHUNK pages at a time, kept until the end so that each takes
 	# the next free part of the area (first fit), bottom to top. Each
