@@ -8,6 +8,7 @@ import { blameJson } from '../blame/blame-report';
 import { renderBlame } from '../blame/blame-text';
 import { doctorFailureLine, runDoctor } from '../doctor/doctor';
 import { runLiveCapture } from '../live/live-capture';
+import { stopOnSignals } from '../live/stop-signals';
 import { BpfError, TracerOptions, tracerOptionsProblem } from '../native/tracer';
 import { UsageError } from './arguments';
 import { DEFAULT_STACK_ENTRIES } from './record-command';
@@ -33,10 +34,7 @@ export async function blameLive(options: { durationSec?: number; bufferBytes: nu
     return 1;
   }
   const analysis = new BlameAnalysis();
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = stopOnSignals();
   try {
     await runLiveCapture(
       {
@@ -56,8 +54,7 @@ export async function blameLive(options: { durationSec?: number; bufferBytes: nu
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.release();
   }
   process.stdout.write(blameOutput(analysis, options.json));
   return 0;

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { CaptureWriter } from '../capture/capture-writer';
 import { doctorFailureLine, runDoctor } from '../doctor/doctor';
 import { runLiveCapture } from '../live/live-capture';
+import { stopOnSignals } from '../live/stop-signals';
 import { BpfError, TracerOptions, tracerOptionsProblem } from '../native/tracer';
 import type { EventName } from '../record/event-types';
 import { UsageError } from './arguments';
@@ -40,10 +41,7 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
 
   const tracer = tracerOptions(args, events);
   const writer = new CaptureWriter(args.output, { force: args.force });
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = stopOnSignals();
   const progress = process.stderr.isTTY
     ? (p: { elapsedSec: number; records: number; dropped: number }) =>
         process.stderr.write(
@@ -86,8 +84,7 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.release();
   }
 }
 
