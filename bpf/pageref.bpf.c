@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Kernel side of pageref: one program per tracepoint in PAGEREF_EVENTS.
- * Each one counts, filters (page_ref events only), reserves a record,
- * fills every byte of it, and submits. No policy lives here.
+ * Each one counts, filters and samples (page_ref events only), adds to
+ * the per-pfn totals (--aggregate), and reserves a record, fills every
+ * byte of it and submits it. What to keep is decided here, before a
+ * record is reserved; how to interpret it is user space's business.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -17,9 +19,24 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by user space before load; the verifier prunes what they switch off. */
 const volatile bool filter_pids = false;
 const volatile bool filter_comms = false;
-const volatile bool want_stacks = false;
-const volatile __u64 pfn_min = 0;
-const volatile __u64 pfn_max = ~0ULL;
+const volatile __u32 stacks_mode = PAGEREF_STACKS_NONE;
+const volatile __u32 stack_sample = 1;    /* PAGEREF_STACKS_SAMPLED: 1 in N pfns get stacks */
+const volatile __u32 sample_pfn = 1;      /* keep the pfns whose hash % N == 0 */
+const volatile __u32 sample_events = 1;   /* keep 1 in N events, per CPU and event type */
+const volatile bool aggregate = false;
+const volatile __u64 aggregate_slots = 0; /* entries of pfn_stats */
+/* No ranges: every pfn, and a pfn's slot is the pfn itself. */
+const volatile __u32 pfn_range_count = 0;
+const volatile struct pageref_pfn_range pfn_ranges[PAGEREF_MAX_PFN_RANGES] = {};
+const volatile __u64 pfn_range_slot[PAGEREF_MAX_PFN_RANGES] = {}; /* slot of each range's start */
+
+/*
+ * Isolation failures seen with --stacks armed. Written only by
+ * test_pages_isolated, which is rare; two CPUs failing at the same moment
+ * may both take the same entry, and then one range is armed a little later.
+ */
+struct pageref_pfn_range armed[PAGEREF_ARMED_RANGES] = {};
+__u32 armed_next = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -39,6 +56,19 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pageref_counters);
 } counters SEC(".maps");
+
+/*
+ * --aggregate: an array indexed by slot, not a hash: the JIT inlines an
+ * array lookup into a few instructions, and nothing is ever evicted; pfns
+ * without a slot are counted as overflow.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);       /* resized before load */
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pageref_pfn_stats);
+} pfn_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -70,7 +100,8 @@ static __always_inline struct pageref_counters *count_seen(__u32 type)
 
 /* Reserves a record and fills the fields every event has. */
 static __always_inline struct pageref_record *
-begin_record(void *ctx, __u8 type, struct pageref_counters *c, __u64 pid_tgid)
+begin_record(void *ctx, __u8 type, struct pageref_counters *c, __u64 pid_tgid, __u64 now,
+	     bool with_stack)
 {
 	struct pageref_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 
@@ -78,14 +109,14 @@ begin_record(void *ctx, __u8 type, struct pageref_counters *c, __u64 pid_tgid)
 		c->dropped++;
 		return NULL;
 	}
-	r->ts_ns = bpf_ktime_get_ns();
+	r->ts_ns = now;
 	r->pid = (__u32)pid_tgid;
 	r->tgid = pid_tgid >> 32;
 	r->cpu = bpf_get_smp_processor_id();
 	r->type = type;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->stack_id = PAGEREF_STACK_NONE;
-	if (want_stacks) {
+	if (with_stack) {
 		long id = bpf_get_stackid(ctx, &stacks, 0);
 
 		if (id < 0)
@@ -105,9 +136,27 @@ static __always_inline void submit_record(struct pageref_record *r, struct pager
 	c->emitted++;
 }
 
-static __always_inline bool page_ref_wanted(__u64 pid_tgid, __u64 pfn)
+/* Whether pfn is in the traced ranges, and its slot in pfn_stats. */
+static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 {
-	if (pfn < pfn_min || pfn > pfn_max)
+	if (pfn_range_count == 0) {
+		*slot = pfn;
+		return true;
+	}
+	for (int i = 0; i < PAGEREF_MAX_PFN_RANGES; i++) {
+		if (i >= pfn_range_count)
+			break;
+		if (pfn >= pfn_ranges[i].start && pfn < pfn_ranges[i].end) {
+			*slot = pfn_range_slot[i] + (pfn - pfn_ranges[i].start);
+			return true;
+		}
+	}
+	return false;
+}
+
+static __always_inline bool page_ref_wanted(__u64 pid_tgid, __u64 pfn, __u64 *slot)
+{
+	if (!pfn_slot(pfn, slot))
 		return false;
 	if (filter_pids) {
 		__u32 tgid = pid_tgid >> 32;
@@ -125,6 +174,74 @@ static __always_inline bool page_ref_wanted(__u64 pid_tgid, __u64 pfn)
 	return true;
 }
 
+/* By pfn, so every kept page's history is whole; by event, per CPU, after that. */
+static __always_inline bool sampled_in(struct pageref_counters *c, __u64 pfn)
+{
+	if (sample_pfn > 1 && pageref_pfn_hash(pfn) % sample_pfn != 0)
+		return false;
+	if (sample_events > 1 && (c->seen - 1) % sample_events != 0)
+		return false;
+	return true;
+}
+
+static __always_inline bool pfn_armed(__u64 pfn)
+{
+	for (int i = 0; i < PAGEREF_ARMED_RANGES; i++)
+		if (pfn >= armed[i].start && pfn < armed[i].end)
+			return true;
+	return false;
+}
+
+static __always_inline void arm_range(__u64 start, __u64 end)
+{
+	for (int i = 0; i < PAGEREF_ARMED_RANGES; i++)
+		if (armed[i].start == start && armed[i].end == end)
+			return;
+	__u32 at = armed_next++ % PAGEREF_ARMED_RANGES;
+	/* end first: a reader never sees the new start with an old, wider end */
+	armed[at].end = 0;
+	armed[at].start = start;
+	armed[at].end = end;
+}
+
+/* src/holds/reference-delta.ts says the same: set, freeze, unfreeze begin a new life. */
+static __always_inline int reference_delta(__u8 type, int val, int ret)
+{
+	switch (type) {
+	case PAGEREF_EV_PAGE_REF_MOD:
+	case PAGEREF_EV_PAGE_REF_MOD_AND_TEST:
+	case PAGEREF_EV_PAGE_REF_MOD_AND_RETURN:
+		return val;
+	case PAGEREF_EV_PAGE_REF_MOD_UNLESS:
+		return ret ? val : 0;
+	default:
+		return 0;
+	}
+}
+
+/* Other CPUs update the same pfn: the sums are atomic, the last-* fields are last writer wins. */
+static __always_inline void aggregate_event(struct pageref_counters *c, __u64 slot, __u8 type,
+					    int val, int ret, int count, __u64 now)
+{
+	struct pageref_pfn_stats *s;
+	__u32 key = slot;
+	int delta;
+
+	if (slot >= aggregate_slots || !(s = bpf_map_lookup_elem(&pfn_stats, &key))) {
+		c->overflow++;
+		return;
+	}
+	delta = reference_delta(type, val, ret);
+	if (delta > 0)
+		__sync_fetch_and_add(&s->gets, delta);
+	else if (delta < 0)
+		__sync_fetch_and_add(&s->puts, -delta);
+	__sync_fetch_and_add(&s->events, 1);
+	s->last_count = count;
+	s->last_ts_ns = now;
+	c->aggregated++;
+}
+
 /* The one body of the seven page_ref programs; ret is 0 for the events without it. */
 static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64 flags,
 					  int count, int mapcount, __u64 mapping, int mt,
@@ -133,14 +250,38 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	struct pageref_counters *c = count_seen(type);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pageref_record *r;
+	bool with_stack;
+	__u64 slot = 0;
+	__u64 now;
 
 	if (!c)
 		return 0;
-	if (!page_ref_wanted(pid_tgid, pfn)) {
+	if (!page_ref_wanted(pid_tgid, pfn, &slot)) {
 		c->filtered++;
 		return 0;
 	}
-	r = begin_record(ctx, type, c, pid_tgid);
+	if (!sampled_in(c, pfn)) {
+		c->sampled_out++;
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	if (aggregate)
+		aggregate_event(c, slot, type, val, ret, count, now);
+	if (stacks_mode == PAGEREF_STACKS_ARMED) {
+		if (!pfn_armed(pfn)) {
+			c->counted_only++;
+			return 0;
+		}
+		with_stack = true;
+	} else if (aggregate) {
+		c->counted_only++;
+		return 0;
+	} else {
+		with_stack = stacks_mode == PAGEREF_STACKS_ALL ||
+			     (stacks_mode == PAGEREF_STACKS_SAMPLED &&
+			      pageref_pfn_hash(pfn ^ PAGEREF_STACK_SAMPLE_SALT) % stack_sample == 0);
+	}
+	r = begin_record(ctx, type, c, pid_tgid, now, with_stack);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
@@ -222,7 +363,10 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 
 	if (!c)
 		return 0;
-	r = begin_record(tp, PAGEREF_EV_TEST_PAGES_ISOLATED, c, bpf_get_current_pid_tgid());
+	if (stacks_mode == PAGEREF_STACKS_ARMED && tp->fin_pfn < tp->end_pfn)
+		arm_range(tp->start_pfn, tp->end_pfn);
+	r = begin_record(tp, PAGEREF_EV_TEST_PAGES_ISOLATED, c, bpf_get_current_pid_tgid(),
+			 bpf_ktime_get_ns(), stacks_mode != PAGEREF_STACKS_NONE);
 	if (!r)
 		return 0;
 	r->pfn = tp->start_pfn;
@@ -249,7 +393,8 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 
 	if (!c)
 		return 0;
-	r = begin_record(ctx, type, c, bpf_get_current_pid_tgid());
+	r = begin_record(ctx, type, c, bpf_get_current_pid_tgid(), bpf_ktime_get_ns(),
+			 stacks_mode != PAGEREF_STACKS_NONE);
 	if (!r)
 		return 0;
 	r->pfn = pfn;

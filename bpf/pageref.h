@@ -86,13 +86,70 @@ struct pageref_record {
 	char name[PAGEREF_NAME_LEN]; /* cma: the CMA area's name, truncated */
 };
 
-/* Per CPU and per event type; user space sums over CPUs. */
+/*
+ * Per CPU and per event type; user space sums over CPUs. For page_ref
+ * events every run ends in exactly one of filtered, sampled_out,
+ * counted_only, emitted or dropped, so those five add up to seen.
+ */
 struct pageref_counters {
 	__u64 seen;           /* the program ran for this event */
 	__u64 filtered;       /* rejected by the pid, comm or pfn filter */
+	__u64 sampled_out;    /* rejected by --sample-pfn or --sample-events */
+	__u64 counted_only;   /* kept, but by design no record: --aggregate, or not armed */
 	__u64 emitted;        /* submitted to the ring buffer */
 	__u64 dropped;        /* ring buffer full: the record is lost */
 	__u64 stack_lost;     /* a stack was wanted but bpf_get_stackid() failed */
+	__u64 aggregated;     /* --aggregate: added to the pfn's slot in pfn_stats */
+	__u64 overflow;       /* --aggregate: the pfn has no slot (beyond --max-pfns) */
 };
+
+/* --pfn and --cma ranges, half-open: start <= pfn < end. */
+#define PAGEREF_MAX_PFN_RANGES 16
+struct pageref_pfn_range {
+	__u64 start;
+	__u64 end;
+};
+
+/* Isolation failures remembered by --stacks armed (the newest replace the oldest). */
+#define PAGEREF_ARMED_RANGES 16
+
+enum pageref_stacks_mode {
+	PAGEREF_STACKS_NONE,    /* no stacks */
+	PAGEREF_STACKS_ALL,     /* a stack on every record */
+	PAGEREF_STACKS_SAMPLED, /* stacks on the records of 1 in stack_sample pfns */
+	PAGEREF_STACKS_ARMED,   /* page_ref records (with stacks) only for armed pfns */
+};
+
+/*
+ * --aggregate: one slot per traced pfn in an mmap-able array that user
+ * space copies every interval. Totals since the start; 24 bytes.
+ */
+struct pageref_pfn_stats {
+	__u64 last_ts_ns;     /* bpf_ktime_get_ns() of the pfn's last event */
+	__u32 gets;           /* references taken */
+	__u32 puts;           /* references dropped */
+	__u32 events;         /* page_ref events of any kind */
+	__s32 last_count;     /* refcount after the last event */
+};
+
+/*
+ * Which pfns --sample-pfn keeps: hash % N == 0. A finalizer of murmur3 over
+ * the pfn's two halves, so that neighbouring pfns (one allocation) spread.
+ * src/record/pfn-hash.ts computes the same.
+ */
+static inline __u32 pageref_pfn_hash(__u64 pfn)
+{
+	__u32 x = (__u32)pfn ^ ((__u32)(pfn >> 32) * 0x9e3779b1u);
+
+	x ^= x >> 16;
+	x *= 0x85ebca6bu;
+	x ^= x >> 13;
+	x *= 0xc2b2ae35u;
+	x ^= x >> 16;
+	return x;
+}
+
+/* --stacks sampled picks its pfns by the hash of pfn ^ this, independently of --sample-pfn. */
+#define PAGEREF_STACK_SAMPLE_SALT 0x5bd1e995u
 
 #endif /* PAGEREF_H */

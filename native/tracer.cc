@@ -6,6 +6,7 @@
 #include <napi.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,19 +51,31 @@ bool IsWholeNumber(const Napi::Value& v, double max) {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, "NativeTracer: " + message);
+}
+
 struct Options {
   bool events[PAGEREF_EV_COUNT] = {};
   uint32_t ring_bytes = 0;
   uint32_t stack_entries = 0;
   std::vector<uint32_t> pids;
   std::vector<std::string> comms;
-  uint64_t pfn_min = 0;
-  uint64_t pfn_max = 0;
+  std::vector<pageref_pfn_range> pfn_ranges;
+  uint32_t stacks_mode = PAGEREF_STACKS_NONE;
+  uint32_t stack_sample = 1;
+  uint32_t sample_pfn = 1;
+  uint32_t sample_events = 1;
+  uint32_t aggregate_slots = 0;  // 0: no --aggregate
 };
 
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
-  throw Napi::TypeError::New(env, "NativeTracer: " + message);
+uint32_t PositiveUint32(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!IsWholeNumber(v, 4294967295.0) || v.As<Napi::Number>().Uint32Value() == 0)
+    ThrowType(o.Env(), std::string("options.") + key + " must be an integer from 1 to 2^32-1");
+  return v.As<Napi::Number>().Uint32Value();
 }
+
 
 Options ParseOptions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -114,12 +127,36 @@ Options ParseOptions(const Napi::CallbackInfo& info) {
     opts.comms.push_back(comm);
   }
 
-  Napi::Value min = o.Get("pfnMin"), max = o.Get("pfnMax");
-  if (!IsWholeNumber(min, kMaxSafeInteger) || !IsWholeNumber(max, kMaxSafeInteger))
-    ThrowType(env, "options.pfnMin and options.pfnMax must be non-negative safe integers");
-  opts.pfn_min = static_cast<uint64_t>(min.As<Napi::Number>().DoubleValue());
-  opts.pfn_max = static_cast<uint64_t>(max.As<Napi::Number>().DoubleValue());
-  if (opts.pfn_min > opts.pfn_max) ThrowType(env, "options.pfnMin must not exceed options.pfnMax");
+  Napi::Value ranges = o.Get("pfnRanges");
+  if (!ranges.IsArray() || ranges.As<Napi::Array>().Length() > PAGEREF_MAX_PFN_RANGES)
+    ThrowType(env, "options.pfnRanges must be an array of at most " +
+                       std::to_string(PAGEREF_MAX_PFN_RANGES) + " ranges");
+  for (uint32_t i = 0; i < ranges.As<Napi::Array>().Length(); i++) {
+    Napi::Value v = ranges.As<Napi::Array>().Get(i);
+    if (!v.IsObject()) ThrowType(env, "options.pfnRanges must hold {start, end} objects");
+    Napi::Value start = v.As<Napi::Object>().Get("start"), end = v.As<Napi::Object>().Get("end");
+    if (!IsWholeNumber(start, kMaxSafeInteger) || !IsWholeNumber(end, kMaxSafeInteger) ||
+        start.As<Napi::Number>().DoubleValue() >= end.As<Napi::Number>().DoubleValue())
+      ThrowType(env, "options.pfnRanges entries must have safe integers start < end");
+    opts.pfn_ranges.push_back({static_cast<uint64_t>(start.As<Napi::Number>().DoubleValue()),
+                               static_cast<uint64_t>(end.As<Napi::Number>().DoubleValue())});
+  }
+
+  std::string mode = o.Get("stacks").IsString() ? o.Get("stacks").As<Napi::String>().Utf8Value() : "";
+  if (mode == "none") opts.stacks_mode = PAGEREF_STACKS_NONE;
+  else if (mode == "all") opts.stacks_mode = PAGEREF_STACKS_ALL;
+  else if (mode == "sampled") opts.stacks_mode = PAGEREF_STACKS_SAMPLED;
+  else if (mode == "armed") opts.stacks_mode = PAGEREF_STACKS_ARMED;
+  else ThrowType(env, "options.stacks must be none, all, sampled or armed");
+  if ((opts.stacks_mode == PAGEREF_STACKS_NONE) != (opts.stack_entries == 0))
+    ThrowType(env, "options.stackEntries must be 0 exactly when options.stacks is none");
+  opts.stack_sample = PositiveUint32(o, "stackSample");
+  opts.sample_pfn = PositiveUint32(o, "samplePfn");
+  opts.sample_events = PositiveUint32(o, "sampleEvents");
+
+  Napi::Value slots = o.Get("aggregateSlots");
+  if (!IsWholeNumber(slots, 1u << 30)) ThrowType(env, "options.aggregateSlots must be 0 to 2^30");
+  opts.aggregate_slots = slots.As<Napi::Number>().Uint32Value();
   return opts;
 }
 
@@ -131,6 +168,8 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
                            InstanceMethod<&NativeTracer::Drain>("drain"),
                            InstanceMethod<&NativeTracer::ReadStack>("readStack"),
                            InstanceMethod<&NativeTracer::ReadCounters>("readCounters"),
+                           InstanceMethod<&NativeTracer::ReadPfnStats>("readPfnStats"),
+                           InstanceMethod<&NativeTracer::ArmedRanges>("armedRanges"),
                            InstanceMethod<&NativeTracer::Detach>("detach"),
                            InstanceAccessor<&NativeTracer::Attached>("attached"),
                            InstanceMethod<&NativeTracer::Close>("close"),
@@ -161,9 +200,21 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
 
     skel_->rodata->filter_pids = !opts.pids.empty();
     skel_->rodata->filter_comms = !opts.comms.empty();
-    skel_->rodata->want_stacks = opts.stack_entries > 0;
-    skel_->rodata->pfn_min = opts.pfn_min;
-    skel_->rodata->pfn_max = opts.pfn_max;
+    skel_->rodata->stacks_mode = opts.stacks_mode;
+    skel_->rodata->stack_sample = opts.stack_sample;
+    skel_->rodata->sample_pfn = opts.sample_pfn;
+    skel_->rodata->sample_events = opts.sample_events;
+    skel_->rodata->aggregate = opts.aggregate_slots > 0;
+    skel_->rodata->aggregate_slots = opts.aggregate_slots;
+    skel_->rodata->pfn_range_count = static_cast<uint32_t>(opts.pfn_ranges.size());
+    uint64_t slot = 0;
+    for (size_t i = 0; i < opts.pfn_ranges.size(); i++) {
+      skel_->rodata->pfn_ranges[i] = opts.pfn_ranges[i];
+      skel_->rodata->pfn_range_slot[i] = slot;
+      slot += opts.pfn_ranges[i].end - opts.pfn_ranges[i].start;
+    }
+    Check(bpf_map__set_max_entries(skel_->maps.pfn_stats, opts.aggregate_slots ? opts.aggregate_slots : 1),
+          "sizing the per-pfn totals", log);
     Check(bpf_map__set_max_entries(skel_->maps.events, opts.ring_bytes), "sizing the ring buffer",
           log);
     // A stack map cannot have 0 entries; with stacks off it is never written.
@@ -178,6 +229,15 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
       if (opts.events[i]) wanted += std::string(wanted.empty() ? "" : ", ") + kEvents[i].name;
     }
     Check(pageref_bpf__load(skel_), "loading the programs for " + wanted, log);
+
+    if (opts.aggregate_slots > 0) {
+      stats_bytes_ = static_cast<size_t>(opts.aggregate_slots) * sizeof(pageref_pfn_stats);
+      size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+      stats_map_bytes_ = (stats_bytes_ + page - 1) / page * page;
+      void* stats = mmap(nullptr, stats_map_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.pfn_stats), 0);
+      if (stats == MAP_FAILED) throw BpfError(env_, "mapping the per-pfn totals", errno, log);
+      stats_ = static_cast<const uint8_t*>(stats);
+    }
 
     const uint8_t one = 1;
     for (uint32_t pid : opts.pids)
@@ -230,6 +290,8 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
     DestroyLinks();
     ring_buffer__free(ring_);
     ring_ = nullptr;
+    if (stats_) munmap(const_cast<uint8_t*>(stats_), stats_map_bytes_);
+    stats_ = nullptr;
     pageref_bpf__destroy(skel_);
     skel_ = nullptr;
   }
@@ -302,31 +364,59 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) throw BpfError(env, "counting possible CPUs", cpus, log);
     std::vector<pageref_counters> per_cpu(static_cast<size_t>(cpus));
-    const char* names[] = {"seen", "filtered", "emitted", "dropped", "stackLost", "recursionMisses"};
-    Napi::Array rows[6];
-    for (int f = 0; f < 6; f++) rows[f] = Napi::Array::New(env, PAGEREF_EV_COUNT);
+    // Field order of struct pageref_counters, then the kernel's own count.
+    const char* names[] = {"seen",    "filtered",  "sampledOut", "countedOnly",    "emitted",
+                           "dropped", "stackLost", "aggregated", "aggregateOverflow", "recursionMisses"};
+    constexpr int kFields = sizeof(pageref_counters) / sizeof(uint64_t);
+    static_assert(kFields == 9, "names[] follows struct pageref_counters");
+    Napi::Array rows[kFields + 1];
+    for (int f = 0; f <= kFields; f++) rows[f] = Napi::Array::New(env, PAGEREF_EV_COUNT);
 
     for (uint32_t type = 0; type < PAGEREF_EV_COUNT; type++) {
       if (bpf_map__lookup_elem(skel_->maps.counters, &type, sizeof(type), per_cpu.data(),
                                per_cpu.size() * sizeof(pageref_counters), 0))
         throw BpfError(env, "reading the counters", errno, log);
-      pageref_counters sum = {};
+      uint64_t sum[kFields] = {};
       for (const pageref_counters& c : per_cpu) {
-        sum.seen += c.seen;
-        sum.filtered += c.filtered;
-        sum.emitted += c.emitted;
-        sum.dropped += c.dropped;
-        sum.stack_lost += c.stack_lost;
+        const uint64_t* fields = reinterpret_cast<const uint64_t*>(&c);
+        for (int f = 0; f < kFields; f++) sum[f] += fields[f];
       }
-      rows[0].Set(type, static_cast<double>(sum.seen));
-      rows[1].Set(type, static_cast<double>(sum.filtered));
-      rows[2].Set(type, static_cast<double>(sum.emitted));
-      rows[3].Set(type, static_cast<double>(sum.dropped));
-      rows[4].Set(type, static_cast<double>(sum.stack_lost));
-      rows[5].Set(type, static_cast<double>(RecursionMisses(progs_[type])));
+      for (int f = 0; f < kFields; f++) rows[f].Set(type, static_cast<double>(sum[f]));
+      rows[kFields].Set(type, static_cast<double>(RecursionMisses(progs_[type])));
     }
     Napi::Object out = Napi::Object::New(env);
-    for (int f = 0; f < 6; f++) out.Set(names[f], rows[f]);
+    for (int f = 0; f <= kFields; f++) out.Set(names[f], rows[f]);
+    return out;
+  }
+
+  // Copies the --aggregate slots (struct pageref_pfn_stats each) into the
+  // caller's buffer; returns the bytes copied (0 without --aggregate). The
+  // programs keep adding meanwhile: each slot is as of some moment of the copy.
+  Napi::Value ReadPfnStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() != 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "readPfnStats: expected a Uint8Array");
+    Napi::Uint8Array into = info[0].As<Napi::Uint8Array>();
+    if (into.ByteLength() < stats_bytes_)
+      throw Napi::RangeError::New(env, "readPfnStats: the buffer needs " + std::to_string(stats_bytes_) + " bytes");
+    if (stats_) memcpy(into.Data(), stats_, stats_bytes_);
+    return Napi::Number::New(env, static_cast<double>(stats_bytes_));
+  }
+
+  // The pfn ranges --stacks armed has armed so far: [{start, end}].
+  Napi::Value ArmedRanges(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    Napi::Array out = Napi::Array::New(env);
+    for (const pageref_pfn_range& r : skel_->bss->armed) {
+      if (r.end <= r.start) continue;
+      Napi::Object range = Napi::Object::New(env);
+      range.Set("start", static_cast<double>(r.start));
+      range.Set("end", static_cast<double>(r.end));
+      out.Set(out.Length(), range);
+    }
     return out;
   }
 
@@ -367,6 +457,10 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   bpf_program* progs_[PAGEREF_EV_COUNT] = {};
   bpf_link* links_[PAGEREF_EV_COUNT] = {};
   std::vector<std::string> attached_;
+  // --aggregate: pfn_stats mapped read-only.
+  const uint8_t* stats_ = nullptr;
+  size_t stats_bytes_ = 0;
+  size_t stats_map_bytes_ = 0;
   // The caller's buffer, only during Drain().
   uint8_t* out_ = nullptr;
   size_t out_cap_ = 0;
@@ -415,11 +509,28 @@ Napi::Object CountersLayout(Napi::Env env) {
   Napi::Object fields = Napi::Object::New(env);
   LAYOUT_FIELD(fields, pageref_counters, "seen", seen);
   LAYOUT_FIELD(fields, pageref_counters, "filtered", filtered);
+  LAYOUT_FIELD(fields, pageref_counters, "sampled_out", sampled_out);
+  LAYOUT_FIELD(fields, pageref_counters, "counted_only", counted_only);
   LAYOUT_FIELD(fields, pageref_counters, "emitted", emitted);
   LAYOUT_FIELD(fields, pageref_counters, "dropped", dropped);
   LAYOUT_FIELD(fields, pageref_counters, "stack_lost", stack_lost);
+  LAYOUT_FIELD(fields, pageref_counters, "aggregated", aggregated);
+  LAYOUT_FIELD(fields, pageref_counters, "overflow", overflow);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("size", static_cast<double>(sizeof(pageref_counters)));
+  layout.Set("fields", fields);
+  return layout;
+}
+
+Napi::Object PfnStatsLayout(Napi::Env env) {
+  Napi::Object fields = Napi::Object::New(env);
+  LAYOUT_FIELD(fields, pageref_pfn_stats, "last_ts_ns", last_ts_ns);
+  LAYOUT_FIELD(fields, pageref_pfn_stats, "gets", gets);
+  LAYOUT_FIELD(fields, pageref_pfn_stats, "puts", puts);
+  LAYOUT_FIELD(fields, pageref_pfn_stats, "events", events);
+  LAYOUT_FIELD(fields, pageref_pfn_stats, "last_count", last_count);
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("size", static_cast<double>(sizeof(pageref_pfn_stats)));
   layout.Set("fields", fields);
   return layout;
 }
@@ -433,6 +544,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTracer", NativeTracer::Define(env));
   exports.Set("recordLayout", RecordLayout(env));
   exports.Set("countersLayout", CountersLayout(env));
+  exports.Set("pfnStatsLayout", PfnStatsLayout(env));
+  exports.Set("maxPfnRanges", PAGEREF_MAX_PFN_RANGES);
   Napi::Array events = Napi::Array::New(env, PAGEREF_EV_COUNT);
   for (uint32_t i = 0; i < PAGEREF_EV_COUNT; i++) {
     Napi::Array pair = Napi::Array::New(env, 2);

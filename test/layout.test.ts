@@ -5,7 +5,7 @@
 import test from 'ava';
 import { loadAddon } from '../src/native/load-addon';
 import { captureSchema } from '../src/capture/schema';
-import { CounterField, COUNTERS_SIZE, RECORD_SIZE, RecordField, STACK_DEPTH, STACK_NONE } from '../src/record/layout';
+import { CounterField, COUNTERS_SIZE, MAX_PFN_RANGES, PFN_STATS_SIZE, PfnStatsField, RECORD_SIZE, RecordField, STACK_DEPTH, STACK_NONE } from '../src/record/layout';
 import { EVENT_NAMES, EVENT_SUBSYSTEMS } from '../src/record/event-types';
 
 const addon = loadAddon();
@@ -23,6 +23,9 @@ test('the counters and constants agree with the header', (t) => {
   t.deepEqual(addon.countersLayout.fields, CounterField);
   t.is(addon.stackDepth, STACK_DEPTH);
   t.is(addon.stackNone, STACK_NONE);
+  t.is(addon.pfnStatsLayout.size, PFN_STATS_SIZE);
+  t.deepEqual(addon.pfnStatsLayout.fields, PfnStatsField);
+  t.is(addon.maxPfnRanges, MAX_PFN_RANGES);
 });
 
 test('event types are numbered the same in C and TypeScript', (t) => {

@@ -10,7 +10,8 @@ import { projectPath } from '../paths';
 (protobuf.util as { Long: unknown }).Long = undefined;
 protobuf.configure();
 
-export const FORMAT_VERSION = 1;
+/** 2: sampling, --aggregate (PfnTotals frames) and pfn ranges in RecordOptions. Version 1 files still read. */
+export const FORMAT_VERSION = 2;
 
 let root: protobuf.Root | undefined;
 
@@ -22,11 +23,35 @@ export function captureSchema(): { Frame: protobuf.Type } {
 export interface RecordOptions {
   pids: number[];
   comms: string[];
-  pfnMin: number;
-  pfnMax: number;
   stacks: boolean;
   ringBytes: number;
   stackEntries: number;
+  pfnRanges: { start: number; end: number }[];
+  /** "" in format 1 captures, which had stacks on every record or none. */
+  stacksMode: string;
+  stackSample: number;
+  /** 0 or 1: not sampled. */
+  samplePfn: number;
+  sampleEvents: number;
+  aggregateSlots: number;
+  cmaAreas: CmaArea[];
+}
+
+export interface CmaArea {
+  name: string;
+  basePfn: number;
+  count: number;
+}
+
+/** --aggregate: per-pfn totals since the start, for pfns that changed since the last such frame. */
+export interface PfnTotals {
+  pfn: number[] | Float64Array;
+  gets: number[] | Float64Array;
+  puts: number[] | Float64Array;
+  events: number[] | Float64Array;
+  lastCount: number[] | Int32Array;
+  /** ns since CaptureHeader.monotonicBaseNs */
+  lastTsNs: number[] | Float64Array;
 }
 
 export interface CaptureHeader {
@@ -51,9 +76,14 @@ export interface CaptureHeader {
 export interface KernelCounters {
   seen: number[];
   filtered: number[];
+  /** Format 2 on; empty arrays in older captures. */
+  sampledOut: number[];
+  countedOnly: number[];
   emitted: number[];
   dropped: number[];
   stackLost: number[];
+  aggregated: number[];
+  aggregateOverflow: number[];
   recursionMisses: number[];
   recordsReceived: number;
 }

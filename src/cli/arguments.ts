@@ -52,6 +52,21 @@ export function parseComm(text: string): string {
   return text;
 }
 
+/** A positive integer up to 2^32 - 1: sampling rates and sizes counted in items. */
+export function parseCount(text: string, what: string): number {
+  const value = parseInteger(text, what);
+  if (value < 1 || value > 0xffffffff) throw new UsageError(`${what}: "${text}" must be from 1 to ${0xffffffff}`);
+  return value;
+}
+
+const STACKS_MODES = ['all', 'sampled', 'armed', 'none'] as const;
+
+export function parseStacksMode(text: string): (typeof STACKS_MODES)[number] {
+  const mode = STACKS_MODES.find((m) => m === text);
+  if (!mode) throw new UsageError(`--stacks: "${text}" must be one of ${STACKS_MODES.join(', ')}`);
+  return mode;
+}
+
 export function collect<T>(parse: (text: string) => T) {
   return (text: string, previous: T[] | undefined): T[] => [...(previous ?? []), parse(text)];
 }

@@ -25,7 +25,19 @@ export function blameFile(path: string, json: boolean): string {
 }
 
 export async function blameLive(options: { durationSec?: number; bufferBytes: number; json: boolean; commandLine: string[] }): Promise<number> {
-  const tracer = (events: string[]): TracerOptions => ({ events, ringBytes: options.bufferBytes, stackEntries: DEFAULT_STACK_ENTRIES, pids: [], comms: [], pfnMin: 0, pfnMax: 2 ** 52 });
+  const tracer = (events: string[]): TracerOptions => ({
+    events,
+    ringBytes: options.bufferBytes,
+    stacks: 'all',
+    stackEntries: DEFAULT_STACK_ENTRIES,
+    stackSample: 1,
+    samplePfn: 1,
+    sampleEvents: 1,
+    pids: [],
+    comms: [],
+    pfnRanges: [],
+    aggregateSlots: 0,
+  });
   const problem = tracerOptionsProblem(tracer(['page_ref_mod']));
   if (problem) throw new UsageError(problem);
   const doctor = runDoctor({ mountTracefs: true });

@@ -4,8 +4,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CaptureError } from '../capture/capture-reader';
 import { renderDoctor, runDoctor } from '../doctor/doctor';
-import { collect, parseBytes, parseComm, parseInteger, parsePfnRange, parsePid, parseSeconds, UsageError } from './arguments';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_STACK_ENTRIES, recordCommand } from './record-command';
+import { collect, parseBytes, parseComm, parseCount, parseInteger, parsePfnRange, parsePid, parseSeconds, parseStacksMode, UsageError } from './arguments';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_MAX_PFNS, DEFAULT_STACK_ENTRIES, DEFAULT_STACK_SAMPLE, recordCommand } from './record-command';
 import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
@@ -37,8 +37,15 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .option('-d, --duration <seconds>', 'stop after this many seconds (default: until SIGINT or SIGTERM)', (v) => parseSeconds(v, '--duration'))
     .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
     .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
-    .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex)', parsePfnRange)
-    .option('--no-stacks', 'do not record kernel stacks')
+    .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex; repeatable)', collect(parsePfnRange))
+    .option('--cma', 'only page_ref events on the pfns of the CMA areas (read from debugfs)')
+    .addOption(new Option('--stacks <mode>', 'kernel stacks: all | sampled (the records of 1 in --stack-sample pfns) | armed (records with stacks only for pages isolation failed on, from then on) | none').default('all').argParser(parseStacksMode))
+    .option('--no-stacks', 'do not record kernel stacks (same as --stacks none)')
+    .addOption(new Option('--stack-sample <n>', '--stacks sampled: stacks for 1 in N pfns').default(DEFAULT_STACK_SAMPLE).argParser((v) => parseCount(v, '--stack-sample')))
+    .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
+    .addOption(new Option('--sample-events <n>', 'keep 1 in N page_ref events').default(1).argParser((v) => parseCount(v, '--sample-events')))
+    .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
+    .addOption(new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS).argParser((v) => parseCount(v, '--max-pfns')))
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
     .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
     .option('-f, --force', 'replace the output file if it exists')
@@ -49,8 +56,14 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
           durationSec: options.duration,
           pids: options.pid ?? [],
           comms: options.comm ?? [],
-          pfn: options.pfn,
-          stacks: options.stacks,
+          pfnRanges: options.pfn ?? [],
+          cma: Boolean(options.cma),
+          stacks: options.stacks === false ? 'none' : options.stacks,
+          stackSample: options.stackSample,
+          samplePfn: options.samplePfn,
+          sampleEvents: options.sampleEvents,
+          aggregate: Boolean(options.aggregate),
+          maxPfns: options.maxPfns,
           bufferBytes: options.bufferSize,
           stackEntries: options.stackEntries,
           force: Boolean(options.force),

@@ -6,31 +6,61 @@ import { CaptureWriter } from '../capture/capture-writer';
 import { doctorFailureLine, runDoctor } from '../doctor/doctor';
 import { runLiveCapture } from '../live/live-capture';
 import { stopOnSignals } from '../live/stop-signals';
-import { BpfError, TracerOptions, tracerOptionsProblem } from '../native/tracer';
+import type { CmaArea } from '../capture/schema';
+import { CmaAreasError, pfnLimit, readCmaAreas } from '../kernel/memory';
+import { BpfError, MAX_PFN_RANGES, PfnRange, StacksMode, TracerOptions, tracerOptionsProblem } from '../native/tracer';
 import type { EventName } from '../record/event-types';
 import { UsageError } from './arguments';
 
-export interface RecordArgs {
-  output: string;
-  durationSec?: number;
+/** What to trace and how much of it to keep: shared by record and the live views. */
+export interface TraceScope {
   pids: number[];
   comms: string[];
-  pfn?: { start: number; end: number };
-  stacks: boolean;
+  /** --pfn, repeatable. */
+  pfnRanges: PfnRange[];
+  /** --cma: add the CMA areas' ranges. */
+  cma: boolean;
+  stacks: StacksMode;
+  stackSample: number;
+  samplePfn: number;
+  sampleEvents: number;
+  aggregate: boolean;
+  maxPfns: number;
   bufferBytes: number;
   stackEntries: number;
+}
+
+export interface RecordArgs extends TraceScope {
+  output: string;
+  durationSec?: number;
   force: boolean;
   commandLine: string[];
 }
 
 export const DEFAULT_BUFFER_BYTES = 16 << 20;
 export const DEFAULT_STACK_ENTRIES = 16384;
+export const DEFAULT_STACK_SAMPLE = 64;
+/** --aggregate's slots at most: 4 M pfns (16 GiB of memory), 96 MiB of kernel memory. */
+export const DEFAULT_MAX_PFNS = 1 << 22;
+
+export const DEFAULT_SCOPE: Omit<TraceScope, 'bufferBytes'> = {
+  pids: [],
+  comms: [],
+  pfnRanges: [],
+  cma: false,
+  stacks: 'all',
+  stackSample: DEFAULT_STACK_SAMPLE,
+  samplePfn: 1,
+  sampleEvents: 1,
+  aggregate: false,
+  maxPfns: DEFAULT_MAX_PFNS,
+  stackEntries: DEFAULT_STACK_ENTRIES,
+};
 
 /** Returns the exit status. */
 export async function recordCommand(args: RecordArgs, log: (line: string) => void = (line) => process.stderr.write(line + '\n')): Promise<number> {
   if (existsSync(args.output) && !args.force) throw new UsageError(`${args.output} exists; pass --force to replace it`);
-  const problem = tracerOptionsProblem({ ...tracerOptions(args, ['page_ref_mod']), stackEntries: args.stackEntries });
-  if (problem) throw new UsageError(problem);
+  checkScope(args);
   const doctor = runDoctor({ mountTracefs: true });
   if (!doctor.ok) {
     log(`pageref record: ${doctorFailureLine(doctor)}`);
@@ -38,8 +68,16 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
   }
   const events: EventName[] = doctor.events.present;
   if (doctor.events.missing.length > 0) log(`pageref record: not traced, the kernel lacks them: ${doctor.events.missing.join(', ')}`);
-
-  const tracer = tracerOptions(args, events);
+  let resolved: ResolvedScope;
+  try {
+    resolved = resolveScope(args, events);
+  } catch (error) {
+    if (!(error instanceof CmaAreasError)) throw error;
+    log(`pageref record: --cma: ${error.message}`);
+    return 1;
+  }
+  resolved.notes.forEach((note) => log(`pageref record: ${note}`));
+  const tracer = resolved.tracer;
   const writer = new CaptureWriter(args.output, { force: args.force });
   const stop = stopOnSignals();
   const progress = process.stderr.isTTY
@@ -54,6 +92,7 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
       {
         tracer,
         eventsMissing: doctor.events.missing,
+        cmaAreas: resolved.cmaAreas,
         commandLine: args.commandLine,
         durationSec: args.durationSec,
         signal: stop.signal,
@@ -88,14 +127,78 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
   }
 }
 
-function tracerOptions(args: RecordArgs, events: EventName[]): TracerOptions {
+export interface ResolvedScope {
+  tracer: TracerOptions;
+  cmaAreas: CmaArea[];
+  /** Things the user should know about what will and will not be traced. */
+  notes: string[];
+}
+
+/** Checks what can be checked without the kernel; throws UsageError. */
+export function checkScope(scope: TraceScope): void {
+  if (scope.pfnRanges.length > MAX_PFN_RANGES) throw new UsageError(`--pfn: at most ${MAX_PFN_RANGES} ranges`);
+  if (scope.maxPfns < 1) throw new UsageError('--max-pfns must be at least 1');
+  const problem = tracerOptionsProblem(tracerOptions(scope, ['page_ref_mod'], mergeRanges(scope.pfnRanges), 0));
+  if (problem) throw new UsageError(problem);
+  if (scope.aggregate) aggregateSlots(scope, mergeRanges(scope.pfnRanges), undefined);
+}
+
+/**
+ * The tracer's options for `events`: --cma's areas read, ranges merged, and
+ * --aggregate's slots sized. Throws CmaAreasError when --cma cannot be
+ * honoured and UsageError when the ranges do not fit.
+ */
+export function resolveScope(scope: TraceScope, events: EventName[]): ResolvedScope {
+  const notes: string[] = [];
+  const cmaAreas = scope.cma ? readCmaAreas() : [];
+  if (cmaAreas.length > 0) notes.push(`--cma: ${cmaAreas.map((a) => `${a.name} 0x${a.basePfn.toString(16)}-0x${(a.basePfn + a.count).toString(16)}`).join(', ')}`);
+  const ranges = mergeRanges([...scope.pfnRanges, ...cmaAreas.map((a) => ({ start: a.basePfn, end: a.basePfn + a.count }))]);
+  if (ranges.length > MAX_PFN_RANGES) throw new UsageError(`--pfn and --cma make ${ranges.length} ranges; at most ${MAX_PFN_RANGES}`);
+  let slots = 0;
+  if (scope.aggregate) {
+    const limit = pfnLimit();
+    slots = aggregateSlots(scope, ranges, limit);
+    if (ranges.length === 0 && limit !== undefined && limit > slots) {
+      notes.push(`--aggregate: pfns from 0x${slots.toString(16)} up to 0x${limit.toString(16)} have no slot (--max-pfns ${scope.maxPfns}); their events are counted as overflow`);
+    }
+  }
+  if (scope.stacks === 'armed' && !events.includes('test_pages_isolated')) {
+    notes.push('--stacks armed: the kernel has no test_pages_isolated event, so nothing will be armed');
+  }
+  return { tracer: tracerOptions(scope, events, ranges, slots), cmaAreas, notes };
+}
+
+function aggregateSlots(scope: TraceScope, ranges: PfnRange[], machinePfns: number | undefined): number {
+  if (ranges.length === 0) return Math.min(scope.maxPfns, machinePfns ?? scope.maxPfns);
+  const pfns = ranges.reduce((sum, r) => sum + r.end - r.start, 0);
+  if (pfns > scope.maxPfns) throw new UsageError(`--aggregate: the pfn ranges hold ${pfns} pfns, more than --max-pfns ${scope.maxPfns}`);
+  return pfns;
+}
+
+/** Sorted, with overlapping and touching ranges joined: a pfn has one slot. */
+export function mergeRanges(ranges: PfnRange[]): PfnRange[] {
+  const sorted = [...ranges].sort((a, b) => a.start - b.start);
+  const merged: PfnRange[] = [];
+  for (const range of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && range.start <= last.end) last.end = Math.max(last.end, range.end);
+    else merged.push({ ...range });
+  }
+  return merged;
+}
+
+function tracerOptions(scope: TraceScope, events: EventName[], pfnRanges: PfnRange[], aggregateSlots: number): TracerOptions {
   return {
     events,
-    ringBytes: args.bufferBytes,
-    stackEntries: args.stacks ? args.stackEntries : 0,
-    pids: args.pids,
-    comms: args.comms,
-    pfnMin: args.pfn?.start ?? 0,
-    pfnMax: args.pfn ? args.pfn.end - 1 : 2 ** 52,
+    ringBytes: scope.bufferBytes,
+    stacks: scope.stacks,
+    stackEntries: scope.stacks === 'none' ? 0 : scope.stackEntries,
+    stackSample: scope.stackSample,
+    samplePfn: scope.samplePfn,
+    sampleEvents: scope.sampleEvents,
+    pids: scope.pids,
+    comms: scope.comms,
+    pfnRanges,
+    aggregateSlots,
   };
 }

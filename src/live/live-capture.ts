@@ -2,7 +2,7 @@
 // batches, symbolises new stacks, and feeds a CaptureSink until stopped.
 
 import { hostname, machine, release, version } from 'node:os';
-import type { CaptureHeader, KernelCounters, RecordOptions, StackEntry } from '../capture/schema';
+import type { CaptureHeader, CmaArea, KernelCounters, RecordOptions, StackEntry } from '../capture/schema';
 import { FORMAT_VERSION } from '../capture/schema';
 import { NativeTracer, openTracer, TracerOptions } from '../native/tracer';
 import { RECORD_SIZE } from '../record/layout';
@@ -11,11 +11,12 @@ import { RecordDecoder } from '../record/record-decoder';
 import { StringTable } from '../record/string-table';
 import type { EventName } from '../record/event-types';
 import type { CaptureSink } from '../stream/capture-sink';
+import { PfnTotalsReader } from './pfn-totals-reader';
 import { KernelSymbols } from '../symbols/kallsyms';
 
 /** How often the ring buffer is drained. The BPF side never wakes us (BPF_RB_NO_WAKEUP). */
 const DRAIN_INTERVAL_MS = 20;
-/** How often the kernel's counters go into the capture, so a cut capture still has recent ones. */
+/** How often the kernel's counters (and --aggregate's per-pfn totals) go into the capture, so a cut capture still has recent ones. */
 const COUNTERS_INTERVAL_MS = 1000;
 /** Records per batch handed to the sink, at most. */
 const DRAIN_BATCH_RECORDS = 8192;
@@ -26,6 +27,8 @@ export interface LiveCaptureOptions {
   tracer: TracerOptions;
   /** Events asked for that the kernel does not have (recorded in the header). */
   eventsMissing: EventName[];
+  /** --cma: the areas the pfn ranges came from (recorded in the header). */
+  cmaAreas?: CmaArea[];
   commandLine: string[];
   durationSec?: number;
   signal?: AbortSignal;
@@ -86,6 +89,13 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       if (force || Date.now() - lastFlush >= FLUSH_INTERVAL_MS) flush();
     };
     const counters = (): KernelCounters => ({ ...tracer.readCounters(), recordsReceived: records });
+    const totals =
+      options.tracer.aggregateSlots > 0
+        ? new PfnTotalsReader(tracer, options.tracer.aggregateSlots, options.tracer.pfnRanges, monotonicBaseNs)
+        : undefined;
+    const writeTotals = () => {
+      if (totals) sink.pfnTotals?.(totals.read());
+    };
     const progress = (): LiveProgress => ({
       elapsedSec: (Date.now() - started) / 1000,
       records,
@@ -112,6 +122,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       const drainTimer = setInterval(guarded(() => drainAll(false)), DRAIN_INTERVAL_MS);
       const countersTimer = setInterval(
         guarded(() => {
+          writeTotals();
           sink.counters(counters());
           options.onProgress?.(progress());
         }),
@@ -136,6 +147,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       throw failure;
     }
     drainAll(true);
+    writeTotals();
     const ending = end();
     sink.end(ending);
     const final = ending.trailer.counters;
@@ -150,11 +162,16 @@ function buildHeader(options: LiveCaptureOptions, attached: string[], monotonicB
   const recordOptions: RecordOptions = {
     pids: t.pids,
     comms: t.comms,
-    pfnMin: t.pfnMin,
-    pfnMax: t.pfnMax,
-    stacks: t.stackEntries > 0,
+    stacks: t.stacks !== 'none',
     ringBytes: t.ringBytes,
     stackEntries: t.stackEntries,
+    pfnRanges: t.pfnRanges,
+    stacksMode: t.stacks,
+    stackSample: t.stackSample,
+    samplePfn: t.samplePfn,
+    sampleEvents: t.sampleEvents,
+    aggregateSlots: t.aggregateSlots,
+    cmaAreas: options.cmaAreas ?? [],
   };
   return {
     formatVersion: FORMAT_VERSION,

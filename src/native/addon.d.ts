@@ -8,24 +8,45 @@ export interface NativeTracerOptions {
   events: string[];
   /** Ring buffer size in bytes: a power of two, a multiple of the page size. */
   ringBytes: number;
-  /** Entries of the stack map; 0 turns stacks off (stack_id is PAGEREF_STACK_NONE). */
+  /** Entries of the stack map; 0 exactly when `stacks` is "none". */
   stackEntries: number;
+  /** Which records get a kernel stack (enum pageref_stacks_mode in bpf/pageref.h). */
+  stacks: StacksMode;
+  /** stacks "sampled": records of 1 in stackSample pfns (by pfn hash) get stacks. */
+  stackSample: number;
+  /** Keep page_ref events of 1 in samplePfn pfns, chosen by pfn hash (1: all). */
+  samplePfn: number;
+  /** Keep 1 in sampleEvents page_ref events, per CPU and event type (1: all). */
+  sampleEvents: number;
+  /** --aggregate: slots of the per-pfn totals (one per traced pfn), 0 for per-event records. */
+  aggregateSlots: number;
   /** Only page_ref events of these processes (tgid); empty: all. */
   pids: number[];
   /** Only page_ref events of tasks with these comm values (at most 15 bytes); empty: all. */
   comms: string[];
-  /** Only page_ref events with pfnMin <= pfn <= pfnMax. */
-  pfnMin: number;
-  pfnMax: number;
+  /** Only page_ref events with start <= pfn < end of one of these (at most maxPfnRanges); empty: all.
+   *  With aggregateSlots, the ranges' pfns take slots in order; without ranges a pfn's slot is the pfn. */
+  pfnRanges: PfnRange[];
+}
+
+export type StacksMode = 'none' | 'all' | 'sampled' | 'armed';
+
+export interface PfnRange {
+  start: number;
+  end: number;
 }
 
 /** Summed over CPUs, one row per event type in bpf/pageref.h order. */
 export interface NativeCounters {
   seen: number[];
   filtered: number[];
+  sampledOut: number[];
+  countedOnly: number[];
   emitted: number[];
   dropped: number[];
   stackLost: number[];
+  aggregated: number[];
+  aggregateOverflow: number[];
   /** Kernel's count of program runs skipped because a BPF program was already running on that CPU (bpf_prog_info.recursion_misses), per event type. */
   recursionMisses: number[];
 }
@@ -49,6 +70,14 @@ export class NativeTracer {
   /** Kernel instruction pointers of one stack, innermost first, or null if the id is unknown. */
   readStack(stackId: number): BigUint64Array | null;
   readCounters(): NativeCounters;
+  /**
+   * --aggregate: copies the per-pfn totals (aggregateSlots entries of
+   * pfnStatsLayout.size bytes) into `into`; returns the bytes copied, 0
+   * without aggregation. Throws RangeError if `into` is too small.
+   */
+  readPfnStats(into: Uint8Array): number;
+  /** stacks "armed": the pfn ranges isolation failures have armed so far. */
+  armedRanges(): PfnRange[];
   /**
    * Detaches every program: no record is written after it returns, while the
    * ring buffer, stacks and counters stay readable until close(). Idempotent.
@@ -78,6 +107,11 @@ export const countersLayout: {
   size: number;
   fields: Record<string, { offset: number; size: number }>;
 };
+export const pfnStatsLayout: {
+  size: number;
+  fields: Record<string, { offset: number; size: number }>;
+};
+export const maxPfnRanges: number;
 /** [subsystem, event] per event type, in enum order. */
 export const events: Array<[string, string]>;
 export const stackDepth: number;

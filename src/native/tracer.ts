@@ -4,8 +4,11 @@
 import type { NativeTracer, NativeTracerOptions } from './addon';
 import { loadAddon } from './load-addon';
 import { EVENT_NAMES } from '../record/event-types';
+import { MAX_PFN_RANGES } from '../record/layout';
 
-export type { NativeTracer, NativeCounters } from './addon';
+export { MAX_PFN_RANGES };
+
+export type { NativeTracer, NativeCounters, PfnRange, StacksMode } from './addon';
 export type TracerOptions = NativeTracerOptions;
 
 /** libbpf or the kernel refused: errno, what libbpf said, and the verifier's log if any. */
@@ -23,6 +26,9 @@ export class BpfError extends Error {
 
 const PAGE_SIZE = 4096;
 const MAX_PFN = 2 ** 52;
+/** Largest --max-pfns: pfn_stats is keyed by a u32 and 2^30 slots of 24 bytes are 24 GiB. */
+export const MAX_AGGREGATE_SLOTS = 2 ** 30;
+const STACKS_MODES = ['none', 'all', 'sampled', 'armed'];
 
 /** The first problem with `options`, as one line, or undefined. */
 export function tracerOptionsProblem(options: TracerOptions): string | undefined {
@@ -40,10 +46,17 @@ export function tracerOptionsProblem(options: TracerOptions): string | undefined
   if (badPid !== undefined) return `pid ${badPid} is not a process id`;
   const badComm = options.comms.find((comm) => comm.length === 0 || Buffer.byteLength(comm) > 15);
   if (badComm !== undefined) return `comm "${badComm}" must be 1 to 15 bytes (the kernel's TASK_COMM_LEN - 1)`;
-  const { pfnMin, pfnMax } = options;
-  if (!Number.isInteger(pfnMin) || !Number.isInteger(pfnMax) || pfnMin < 0 || pfnMax > MAX_PFN || pfnMin > pfnMax) {
-    return `pfn range ${pfnMin}-${pfnMax} is not a valid range`;
+  if (!STACKS_MODES.includes(options.stacks)) return `stacks "${options.stacks}" must be one of ${STACKS_MODES.join(', ')}`;
+  if ((options.stacks === 'none') !== (options.stackEntries === 0)) return 'stack entries must be 0 exactly when stacks are off';
+  for (const [name, value] of [['stack sample', options.stackSample], ['pfn sample', options.samplePfn], ['event sample', options.sampleEvents]] as const) {
+    if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) return `${name} ${value} must be an integer from 1 to ${0xffffffff}`;
   }
+  if (options.pfnRanges.length > MAX_PFN_RANGES) return `${options.pfnRanges.length} pfn ranges are more than the ${MAX_PFN_RANGES} the kernel side takes`;
+  for (const { start, end } of options.pfnRanges) {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > MAX_PFN || start >= end) return `pfn range ${start}-${end} is not a valid range`;
+  }
+  const slots = options.aggregateSlots;
+  if (!Number.isInteger(slots) || slots < 0 || slots > MAX_AGGREGATE_SLOTS) return `aggregate slots ${slots} must be an integer from 0 to ${MAX_AGGREGATE_SLOTS}`;
   return undefined;
 }
 

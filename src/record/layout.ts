@@ -35,12 +35,29 @@ export const STACK_NONE = -1;
 /** Frames kept per stack by the BPF program. */
 export const STACK_DEPTH = 32;
 
-/** struct pageref_counters: five u64 per CPU and event type. */
+/** struct pageref_counters: nine u64 per CPU and event type. */
 export const CounterField = {
   seen: { offset: 0, size: 8 },
   filtered: { offset: 8, size: 8 },
-  emitted: { offset: 16, size: 8 },
-  dropped: { offset: 24, size: 8 },
-  stack_lost: { offset: 32, size: 8 },
+  sampled_out: { offset: 16, size: 8 },
+  counted_only: { offset: 24, size: 8 },
+  emitted: { offset: 32, size: 8 },
+  dropped: { offset: 40, size: 8 },
+  stack_lost: { offset: 48, size: 8 },
+  aggregated: { offset: 56, size: 8 },
+  overflow: { offset: 64, size: 8 },
 } as const;
-export const COUNTERS_SIZE = 40;
+export const COUNTERS_SIZE = 72;
+
+/** struct pageref_pfn_stats: --aggregate's per-pfn slot. src/live/pfn-totals-reader.ts reads it as words. */
+export const PfnStatsField = {
+  last_ts_ns: { offset: 0, size: 8 },
+  gets: { offset: 8, size: 4 },
+  puts: { offset: 12, size: 4 },
+  events: { offset: 16, size: 4 },
+  last_count: { offset: 20, size: 4 },
+} as const;
+export const PFN_STATS_SIZE = 24;
+
+/** bpf/pageref.h PAGEREF_MAX_PFN_RANGES */
+export const MAX_PFN_RANGES = 16;
