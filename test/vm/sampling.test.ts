@@ -1,0 +1,248 @@
+// Sampling, aggregation and the kernel's counters on real kernels: each test
+// kernel boots once and runs test/vm/sampling-guest.sh, which records the
+// same workload with several recorders at once; here the captures are
+// compared with each other and with the kernel's own counters. A full
+// recording (--pid, every event) is the reference for the sampled and
+// aggregated ones, which must agree with it exactly on what they keep.
+
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { replayCapture } from '../../src/capture/capture-reader';
+import type { CaptureHeader, KernelCounters } from '../../src/capture/schema';
+import { BlameAnalysis } from '../../src/blame/blame-analysis';
+import { blameJson } from '../../src/blame/blame-report';
+import { referenceDelta } from '../../src/holds/reference-delta';
+import { isolationFailed } from '../../src/record/event-batch';
+import { EVENT_NAMES, EventType, isPageRefEvent } from '../../src/record/event-types';
+import { pfnSampledIn, stackSampledIn } from '../../src/record/pfn-hash';
+import { findKernels, KernelImage } from '../../src/vm/kernels';
+import { runInVm, VmResult } from '../../src/vm/qemu';
+
+const TIMEOUT_SEC = 600;
+const kernels = findKernels();
+let previous: Promise<unknown> = Promise.resolve();
+const runs = new Map<string, Promise<VmResult>>();
+
+// One guest at a time: two emulated guests on two cores slow each other down.
+function guestRun(kernel: KernelImage): Promise<VmResult> {
+  let run = runs.get(kernel.name);
+  if (!run) {
+    run = previous.catch(() => undefined).then(() => runInVm({ kernel, script: 'sh test/vm/sampling-guest.sh', timeoutSec: TIMEOUT_SEC }));
+    previous = run;
+    runs.set(kernel.name, run);
+  }
+  return run;
+}
+
+function file(run: VmResult, name: string): string {
+  try {
+    return readFileSync(join(run.outDir, name), 'utf8');
+  } catch {
+    return `(no ${name})`;
+  }
+}
+
+interface PageRefEvent {
+  type: number;
+  pfn: number;
+  tsNs: number;
+  count: number;
+  val: number;
+  ret: number;
+  stackId: number;
+}
+
+interface Totals {
+  gets: number;
+  puts: number;
+  events: number;
+  lastCount: number;
+}
+
+interface Capture {
+  header: CaptureHeader;
+  pageRef: PageRefEvent[];
+  isolationFailures: { start: number; end: number; busyPfn: number; tsNs: number }[];
+  records: number;
+  counters: KernelCounters;
+  totals: Map<number, Totals>;
+  stackIds: Set<number>;
+  truncated?: string;
+}
+
+function load(run: VmResult, name: string): Capture {
+  const capture: Partial<Capture> = { pageRef: [], isolationFailures: [], records: 0, totals: new Map(), stackIds: new Set() };
+  replayCapture(join(run.outDir, `${name}.pgref`), {
+    header: (header) => (capture.header = header),
+    stacks: (stacks) => stacks.forEach((s) => capture.stackIds!.add(s.id)),
+    counters: (counters) => (capture.counters = counters),
+    pfnTotals: (t) => {
+      for (let i = 0; i < t.pfn.length; i++) capture.totals!.set(t.pfn[i], { gets: t.gets[i], puts: t.puts[i], events: t.events[i], lastCount: t.lastCount[i] });
+    },
+    events: (batch) => {
+      capture.records! += batch.length;
+      for (let i = 0; i < batch.length; i++) {
+        const type = batch.type[i];
+        if (isPageRefEvent(type)) {
+          capture.pageRef!.push({ type, pfn: batch.pfn[i], tsNs: batch.tsNs[i], count: batch.count[i], val: batch.val[i], ret: batch.ret[i], stackId: batch.stackId[i] });
+        } else if (type === EventType.TestPagesIsolated && isolationFailed(batch, i)) {
+          capture.isolationFailures!.push({ start: batch.pfn[i], end: batch.flags[i], busyPfn: batch.mapping[i], tsNs: batch.tsNs[i] });
+        }
+      }
+    },
+    end: (end) => {
+      if (end.trailer) capture.counters = end.trailer.counters;
+      capture.truncated = end.truncated;
+    },
+  });
+  return capture as Capture;
+}
+
+/** Per-pfn totals computed from every event, as the kernel's --aggregate sums them. */
+function totalsOf(events: PageRefEvent[]): Map<number, Totals> {
+  const totals = new Map<number, Totals>();
+  for (const e of events) {
+    let row = totals.get(e.pfn);
+    if (!row) totals.set(e.pfn, (row = { gets: 0, puts: 0, events: 0, lastCount: 0 }));
+    const delta = referenceDelta(e.type, e.val, e.ret);
+    if (delta > 0) row.gets += delta;
+    else row.puts -= delta;
+    row.events++;
+    row.lastCount = e.count;
+  }
+  return totals;
+}
+
+/** Map comparison in ava follows insertion order; pfn order makes two tables comparable. */
+function sortedByPfn<T>(table: Map<number, T>): [number, T][] {
+  return [...table].sort((a, b) => a[0] - b[0]);
+}
+
+const PAGE_REF_TYPES = EVENT_NAMES.map((_, type) => type).filter(isPageRefEvent);
+const sum = (values: number[], types: number[] = PAGE_REF_TYPES) => types.reduce((total, type) => total + (values[type] ?? 0), 0);
+
+/** Every page_ref run of the program ends in exactly one of five outcomes. */
+function outcomesAddUp(t: { is: (a: number, b: number, message?: string) => void }, c: KernelCounters, name: string): void {
+  for (const type of PAGE_REF_TYPES) {
+    const outcomes = c.filtered[type] + c.sampledOut[type] + c.countedOnly[type] + c.emitted[type] + c.dropped[type];
+    t.is(outcomes, c.seen[type], `${name}: ${EVENT_NAMES[type]}: filtered + sampled out + counted only + emitted + dropped = seen`);
+  }
+}
+
+if (process.env.PAGEREF_SKIP_VM === '1') {
+  test.skip('sampling VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
+} else if (kernels.length === 0) {
+  test('sampling VM tests need a test kernel', (t) => {
+    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
+  });
+} else {
+  for (const kernel of kernels) registerSamplingTests(kernel);
+}
+
+function registerSamplingTests(kernel: KernelImage): void {
+  const name = kernel.name;
+
+  test(`${name}: --sample-pfn 8 keeps the whole history of exactly the pfns its hash picks`, async (t) => {
+    const run = await guestRun(kernel);
+    t.deepEqual(run.preconditions, []);
+    t.is(file(run, 'churn.rc').trim(), '0', file(run, 'churn.log'));
+    t.is(file(run, 'full.rc').trim(), '0', file(run, 'full-record.log'));
+    t.is(file(run, 'sampled.rc').trim(), '0', file(run, 'sampled-record.log'));
+    const full = load(run, 'full');
+    const sampled = load(run, 'sampled');
+    t.is(sampled.header.options.samplePfn, 8);
+    t.is(sum(full.counters.dropped) + sum(sampled.counters.dropped), 0, 'a recorder dropped records');
+    const fullTotals = totalsOf(full.pageRef);
+    const expected = new Map([...fullTotals].filter(([pfn]) => pfnSampledIn(pfn, 8)));
+    const got = totalsOf(sampled.pageRef);
+    t.log(`${name}: ${full.pageRef.length} events on ${fullTotals.size} pfns in full; ${sampled.pageRef.length} on ${got.size} pfns sampled`);
+    t.true(expected.size > 100 && expected.size < fullTotals.size / 4, `${expected.size} of ${fullTotals.size} pfns picked`);
+    t.deepEqual([...got.keys()].filter((pfn) => !pfnSampledIn(pfn, 8)), [], 'pfns the hash does not pick');
+    t.deepEqual(sortedByPfn(got), sortedByPfn(expected));
+    t.is(sum(sampled.counters.sampledOut), full.pageRef.length - sampled.pageRef.length);
+    outcomesAddUp(t, full.counters, 'full');
+    outcomesAddUp(t, sampled.counters, 'sampled');
+  });
+
+  test(`${name}: --aggregate's per-pfn totals from the kernel equal the sums of every recorded event`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'aggregate.rc').trim(), '0', file(run, 'aggregate-record.log'));
+    const full = load(run, 'full');
+    const aggregate = load(run, 'aggregate');
+    t.true(aggregate.header.options.aggregateSlots > 0);
+    t.is(aggregate.pageRef.length, 0, 'no per-event page_ref records with --aggregate');
+    const expected = totalsOf(full.pageRef);
+    t.true(expected.size > 1000);
+    t.deepEqual(sortedByPfn(aggregate.totals), sortedByPfn(expected));
+    const c = aggregate.counters;
+    t.is(sum(c.aggregated), full.pageRef.length);
+    t.is(sum(c.aggregateOverflow), 0);
+    t.is(sum(c.countedOnly), full.pageRef.length);
+    outcomesAddUp(t, c, 'aggregate');
+  });
+
+  test(`${name}: with a one-page ring buffer, dropped is exactly what the kernel counted minus what was received`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'tiny.rc').trim(), '0', file(run, 'tiny-record.log'));
+    const tiny = load(run, 'tiny');
+    const c = tiny.counters;
+    const kept = sum(c.seen) - sum(c.filtered) - sum(c.sampledOut) - sum(c.countedOnly);
+    const dropped = sum(c.dropped);
+    t.log(`${name}: ${kept} events kept by the filter, ${tiny.pageRef.length} received, ${dropped} dropped`);
+    t.true(dropped > 0, 'nothing was dropped: the buffer was not tiny enough');
+    t.is(dropped, kept - tiny.pageRef.length);
+    const allTypes = EVENT_NAMES.map((_, type) => type);
+    t.is(sum(c.emitted, allTypes), tiny.records, 'every emitted record was received');
+    t.is(c.recordsReceived, tiny.records);
+    outcomesAddUp(t, c, 'tiny');
+  });
+
+  test(`${name}: --stacks sampled takes stacks on exactly the pfns its hash picks`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'sampled-stacks.rc').trim(), '0', file(run, 'sampled-stacks-record.log'));
+    const capture = load(run, 'sampled-stacks');
+    t.is(capture.header.options.stacksMode, 'sampled');
+    const wrong = capture.pageRef.filter((e) => (e.stackId !== -1) !== stackSampledIn(e.pfn, 4));
+    const withStacks = capture.pageRef.filter((e) => e.stackId >= 0).length;
+    t.log(`${name}: ${withStacks} of ${capture.pageRef.length} records with stacks`);
+    t.deepEqual(wrong.slice(0, 5), []);
+    t.true(withStacks > 0 && withStacks < capture.pageRef.length / 2);
+    t.true(capture.pageRef.every((e) => e.stackId < 0 || capture.stackIds.has(e.stackId)), 'a stack id the capture does not define');
+  });
+
+  test(`${name}: --cma --aggregate --stacks armed: totals only inside the CMA areas, records with stacks only for pages of failed isolations`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'cma-workload.rc').trim(), '0', file(run, 'cma-workload.log'));
+    t.is(file(run, 'armed.rc').trim(), '0', file(run, 'armed-record.log'));
+    const capture = load(run, 'armed');
+    const areas = file(run, 'cma-areas.txt')
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter((words) => words.length === 3)
+      .map(([area, base, count]) => ({ name: area, basePfn: Number(base), count: Number(count) }));
+    t.true(areas.length > 0, file(run, 'cma-areas.txt'));
+    t.deepEqual(capture.header.options.cmaAreas, areas);
+    t.deepEqual(capture.header.options.pfnRanges, areas.map((a) => ({ start: a.basePfn, end: a.basePfn + a.count })));
+    const inCma = (pfn: number) => areas.some((a) => pfn >= a.basePfn && pfn < a.basePfn + a.count);
+    t.true(capture.totals.size > 0, 'no per-pfn totals');
+    t.deepEqual([...capture.totals.keys()].filter((pfn) => !inCma(pfn)).slice(0, 5), [], 'totals outside the CMA areas');
+
+    t.true(capture.isolationFailures.length > 0, 'no isolation failed');
+    const armedBefore = (e: PageRefEvent) => capture.isolationFailures.some((f) => f.tsNs <= e.tsNs && e.pfn >= f.start && e.pfn < f.end);
+    t.true(capture.pageRef.length > 0, 'nothing recorded after arming');
+    t.deepEqual(capture.pageRef.filter((e) => !armedBefore(e)).slice(0, 5), [], 'records of pages no failure had armed');
+    const lost = sum(capture.counters.stackLost);
+    t.is(capture.pageRef.filter((e) => e.stackId < 0).length <= lost, true, 'records without a stack beyond those counted as lost');
+    t.true(sum(capture.counters.countedOnly) > capture.pageRef.length, 'unarmed pages were not just counted');
+    outcomesAddUp(t, capture.counters, 'armed');
+
+    const analysis = new BlameAnalysis();
+    replayCapture(join(run.outDir, 'armed.pgref'), analysis);
+    const blame = blameJson(analysis);
+    const pinned = new Set(file(run, 'pinned.txt').split('\n').filter((l) => l.trim() !== '').map(Number));
+    t.true(blame.failures > 0);
+    t.true(blame.busyPfns.length > 0 && blame.busyPfns.every((p) => pinned.has(Number(p.pfn))), 'busy pfns are the pinned pages');
+    t.true(blame.busyPfns.some((p) => p.releasers.length > 0), 'armed pages should show who released them');
+  });
+}
