@@ -23,6 +23,11 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a ring buffer that is not a power of two', ['record', '-o', '/nonexistent/x', '--buffer-size', '5000'], /buffer size 5000 must be a power of two/],
   ['a live blame ring buffer that is not a power of two', ['blame', '--buffer-size', '3M'], /buffer size 3145728 must be a power of two/],
   ['a stack map that is too large', ['record', '-o', '/nonexistent/x', '--stack-entries', '99999999'], /stack entries 99999999 must be/],
+  ['an unknown stacks mode', ['record', '-o', '/nonexistent/x', '--stacks', 'some'], /--stacks: "some" must be one of all, sampled, armed, none/],
+  ['a pfn sample of 0', ['record', '-o', '/nonexistent/x', '--sample-pfn', '0'], /--sample-pfn: "0" must be from 1 to/],
+  ['an event sample that is not a number', ['record', '-o', '/nonexistent/x', '--sample-events', 'half'], /--sample-events: "half" is not a non-negative integer/],
+  ['more pfn ranges than the kernel side takes', ['record', '-o', '/nonexistent/x', ...Array.from({ length: 17 }, (_, i) => ['--pfn', `${i * 10}-${i * 10 + 1}`]).flat()], /--pfn: at most 16 ranges/],
+  ['aggregated ranges larger than --max-pfns', ['record', '-o', '/nonexistent/x', '--aggregate', '--max-pfns', '100', '--pfn', '0x1000-0x2000'], /the pfn ranges hold 4096 pfns, more than --max-pfns 100/],
 ];
 
 for (const [what, args, message] of usageErrors) {
@@ -81,6 +86,34 @@ test('report --json follows the documented contract', (t) => {
   t.regex(text.stdout, /0x17ac9 +2 +1 +1 +3/);
 });
 
+test('report and blame on a sampled, aggregated capture say what it could not see, and scale estimates', (t) => {
+  const path = tempPath('sampled.pgref');
+  // 0x17ac9 is outside a 1-in-8 pfn sample (pfnSampledIn(0x17ac9, 8) is false): its failure cannot be explained.
+  writeCapture(path, [rawRecord({ type: EventType.TestPagesIsolated, tsNs: 1_000_002_000n, pfn: 0x17800n, word1: 0x17c00n, word2: 0x17ac9n, pid: 9131, tgid: 9131 })], {
+    recordOptions: { samplePfn: 8, aggregateSlots: 4096, stacksMode: 'armed', pfnRanges: [{ start: 0x17000, end: 0x18000 }] },
+    pfnCounts: [
+      { pfn: [0x17000, 0x17001], gets: [3, 1], puts: [1, 1], events: [5, 2], lastCount: [3, 1], lastTsNs: [100, 200] },
+      { pfn: [0x17000], gets: [1], puts: [0], events: [1], lastCount: [4], lastTsNs: [300] },
+    ],
+  });
+  const report = JSON.parse(pageref(['report', path, '--json']).stdout);
+  t.deepEqual(report.sampling, { pfn: 8, events: 1, scale: 8, estimated: true });
+  t.is(report.aggregatedEvents, 8);
+  t.is(report.estimatedPageRefEvents, 64);
+  t.deepEqual(report.top[0], { pfn: '0x17000', gets: 4, puts: 1, net: 3, events: 6 });
+  t.true(report.limits.some((l: string) => /1 in 8 pfns/.test(l)));
+  t.true(report.limits.some((l: string) => /--aggregate/.test(l)));
+  t.true(report.limits.some((l: string) => /armed/.test(l)));
+  const text = pageref(['report', path]).stdout;
+  t.regex(text, /ESTIMATE: about 64 page_ref events on all pages/);
+  const blame = JSON.parse(pageref(['blame', path, '--json']).stdout);
+  t.false(blame.busyPfns[0].sampled);
+  t.deepEqual(blame.recording, { stacksMode: 'armed', samplePfn: 8, sampleEvents: 1, aggregated: true });
+  const blameText = pageref(['blame', path]).stdout;
+  t.regex(blameText, /1 of the 1 busy pages are outside the pfn sample/);
+  t.regex(blameText, /with --stacks armed a page is recorded only from the first failed isolation/);
+});
+
 test('on this machine\'s kernel (no page_ref tracepoints) record fails at once with the doctor\'s explanation and writes nothing', (t) => {
   const path = tempPath('never.pgref');
   const run = pageref(['record', '-o', path, '--duration', '1']);
@@ -117,7 +150,10 @@ test('blame --json on a capture follows the documented contract', (t) => {
   t.is(run.status, 0, run.stderr);
   const blame = JSON.parse(run.stdout);
   t.is(blame.failures, 1);
-  t.deepEqual(Object.keys(blame.busyPfns[0]).sort(), ['count', 'failures', 'holders', 'mapcount', 'pfn', 'releasers', 'untrackedRefs']);
+  t.deepEqual(Object.keys(blame.busyPfns[0]).sort(), ['count', 'failures', 'holders', 'mapcount', 'pfn', 'releasers', 'sampled', 'untrackedRefs']);
+  t.deepEqual(blame.limits, [], 'a full capture has no limits');
+  t.deepEqual(blame.recording, { stacksMode: 'all', samplePfn: 1, sampleEvents: 1, aggregated: false });
+  t.true(blame.busyPfns[0].sampled);
   t.is(blame.busyPfns[0].pfn, '0x17ac9');
   t.deepEqual(blame.busyPfns[0].holders, [{ stack: ['__page_ref_mod+0x12', 'try_grab_page+0x40', 'follow_page_pte+0x1f0'], kind: 'pin', comm: 'holder', pid: 9018, refs: 1, heldNs: 1000, certain: true }]);
   t.deepEqual(blame.busyPfns[0].releasers, [

@@ -3,6 +3,8 @@
 // culprits. This is the JSON contract of `pageref blame --json` (README).
 
 import { hexPfn } from '../report/capture-summary';
+import { captureLimits, samplingOf } from '../report/capture-limits';
+import { pfnSampledIn } from '../record/pfn-hash';
 import { BlameAnalysis, NO_HOLDER } from './blame-analysis';
 import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from './stack-kinds';
 
@@ -16,7 +18,13 @@ export interface BlameJson {
   /** Records lost in the kernel: the verdict may miss holders when this is not 0. */
   dropped: number;
   truncated: string | null;
+  /** What the capture could not see by how it was recorded (sampling, --aggregate, armed stacks): sentences. */
+  limits: string[];
+  /** How the capture was recorded, as far as it limits the verdict. */
+  recording: { stacksMode: string; samplePfn: number; sampleEvents: number; aggregated: boolean };
   busyPfns: {
+    /** False when --sample-pfn left this page out: its history was not recorded. */
+    sampled: boolean;
     pfn: string;
     failures: number;
     /** Refcount before the first failure (-1: never seen). */
@@ -58,6 +66,8 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
     }
   };
 
+  const header = analysis.captureHeader;
+  const sampling = samplingOf(header);
   const busyPfns = busy.map((b) => {
     const holders = b.holders.map((h) => {
       const stack = analysis.frames(h.stackId);
@@ -70,7 +80,7 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
       group('releaser', stack, r.comm, b.pfn, b.failures);
       return { stack, comm: r.comm, pid: r.tgid, refs: r.refs, afterNs: r.afterNs, releases: r.releasedStackId === NO_HOLDER ? null : analysis.frames(r.releasedStackId) };
     });
-    return { pfn: hexPfn(b.pfn), failures: b.failures, count: b.count, mapcount: b.mapcount, untrackedRefs: b.untrackedRefs, holders, releasers };
+    return { sampled: pfnSampledIn(b.pfn, sampling.pfn), pfn: hexPfn(b.pfn), failures: b.failures, count: b.count, mapcount: b.mapcount, untrackedRefs: b.untrackedRefs, holders, releasers };
   });
 
   const byStack = [...groups.values()]
@@ -85,6 +95,13 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
     failedAllocations: analysis.cmaFailedAllocations,
     dropped,
     truncated: analysis.ending?.truncated ?? null,
+    limits: captureLimits(header, analysis.lastCounters),
+    recording: {
+      stacksMode: header?.options?.stacksMode || (header?.options?.stacks ? 'all' : 'none'),
+      samplePfn: sampling.pfn,
+      sampleEvents: sampling.events,
+      aggregated: (header?.options?.aggregateSlots ?? 0) > 0,
+    },
     busyPfns,
     byStack,
   };

@@ -13,6 +13,9 @@ export function renderBlame(blame: BlameJson): string {
   out.push(`pageref blame: kernel ${blame.kernel}: ${blame.failures} failed isolation tests (of ${blame.isolationTests}) on ${blame.busyPfns.length} busy pages; ${blame.busyRetries} CMA busy retries, ${blame.failedAllocations} failed CMA allocations`);
   if (blame.truncated) out.push(`WARNING: capture incomplete: ${blame.truncated}`);
   if (blame.dropped > 0) out.push(`WARNING: ${blame.dropped} records were lost in the kernel: some holders may be missing`);
+  for (const limit of blame.limits) out.push(`Note: ${limit}.`);
+  const unsampled = blame.busyPfns.filter((b) => !b.sampled).length;
+  if (unsampled > 0) out.push(`Note: ${unsampled} of the ${blame.busyPfns.length} busy pages are outside the pfn sample: their holders were not recorded.`);
   if (blame.failures === 0) {
     out.push('No isolation failed while recording: nothing to blame.');
     return out.join('\n') + '\n';
@@ -22,8 +25,7 @@ export function renderBlame(blame: BlameJson): string {
     .sort((a, b) => KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.pages - a.pages || b.failures - a.failures);
   if (holders.length === 0) {
     out.push('');
-    out.push('No reference taken while recording was still held at a failure: the busy pages were referenced before tracing began.');
-    out.push('Record from before the workload starts (or longer) to see who took them.');
+    out.push(...noHolderExplanation(blame));
   }
   holders.slice(0, MAX_CULPRITS).forEach((group, n) => {
     out.push('');
@@ -54,6 +56,22 @@ export function renderBlame(blame: BlameJson): string {
   out.push('newest of the same process, else the oldest ("inferred" when it had to choose). Pins (GUP, splice) rank first: migration');
   out.push('cannot move a page with references beyond its mappings and page cache.');
   return out.join('\n') + '\n';
+}
+
+// Why no holder was found depends on how the capture was made.
+function noHolderExplanation(blame: BlameJson): string[] {
+  const { stacksMode, aggregated } = blame.recording;
+  if (stacksMode === 'armed') {
+    return [
+      'No holder in this capture: with --stacks armed a page is recorded only from the first failed isolation that covered it,',
+      'and the busy pages were referenced before that. The releasers below let go of them; record with --stacks all to see the gets.',
+    ];
+  }
+  if (aggregated) return ['No holder in this capture: it has per-pfn totals (--aggregate), not the events that would name one.'];
+  return [
+    'No reference taken while recording was still held at a failure: the busy pages were referenced before tracing began.',
+    'Record from before the workload starts (or longer) to see who took them.',
+  ];
 }
 
 function seconds(ns: number): string {

@@ -6,7 +6,7 @@ import { allocateBatch, EventBatch } from '../record/event-batch';
 import { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { FRAME_HEADER_SIZE, MAGIC, MAX_FRAME_SIZE, payloadCrc } from './framing';
-import { CaptureHeader, captureSchema, FORMAT_VERSION, KernelCounters, PfnTotals } from './schema';
+import { CaptureHeader, captureSchema, FORMAT_VERSION, KernelCounters, PfnCounts } from './schema';
 
 /** A file that is not a capture, or a capture this version cannot read. */
 export class CaptureError extends Error {
@@ -25,7 +25,7 @@ type DecodedFrame = {
   events?: DecodedColumns;
   stacks?: { stacks: { id: number; frames: string[] }[] };
   counters?: KernelCounters;
-  pfnTotals?: PfnTotals;
+  pfnCounts?: PfnCounts;
   trailer?: StreamEnd['trailer'];
 };
 
@@ -68,8 +68,8 @@ export function replayCapture(path: string, sink: CaptureSink): ReplayResult {
         sink.stacks(frame.stacks.stacks);
       } else if (frame.counters) {
         sink.counters(frame.counters);
-      } else if (frame.pfnTotals) {
-        sink.pfnTotals?.(checkedTotals(frame.pfnTotals));
+      } else if (frame.pfnCounts) {
+        sink.pfnCounts?.(checkedCounts(frame.pfnCounts));
       } else if (frame.trailer) {
         trailerSeen = true;
         sink.end({ trailer: frame.trailer });
@@ -107,7 +107,7 @@ function decodeColumns(columns: DecodedColumns, strings: StringTable): EventBatc
   return batch;
 }
 
-function checkedTotals(totals: PfnTotals): PfnTotals {
+function checkedCounts(totals: PfnCounts): PfnCounts {
   const rows = totals.pfn.length;
   for (const key of ['gets', 'puts', 'events', 'lastCount', 'lastTsNs'] as const) {
     if (totals[key].length !== rows) throw new CaptureError(`a pfn totals frame has ${totals[key].length} values of ${key} for ${rows} pfns`);

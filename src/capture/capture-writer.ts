@@ -7,7 +7,7 @@ import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { frameBytes, MAGIC } from './framing';
-import { CaptureHeader, captureSchema, KernelCounters, PfnTotals, StackEntry } from './schema';
+import { CaptureHeader, captureSchema, KernelCounters, PfnCounts, StackEntry } from './schema';
 
 export interface CaptureWriterOptions {
   /** Replace an existing file; without it an existing file is an error. */
@@ -45,8 +45,8 @@ export class CaptureWriter implements CaptureSink {
     this.writeFrame({ counters });
   }
 
-  pfnTotals(pfnTotals: PfnTotals): void {
-    if (pfnTotals.pfn.length > 0) this.writeFrame({ pfnTotals });
+  pfnCounts(pfnCounts: PfnCounts): void {
+    if (pfnCounts.pfn.length > 0) this.writeFrame({ pfnCounts });
   }
 
   /** Writes the trailer (if any), flushes to disk and closes. Safe to call twice. */

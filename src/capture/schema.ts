@@ -10,7 +10,7 @@ import { projectPath } from '../paths';
 (protobuf.util as { Long: unknown }).Long = undefined;
 protobuf.configure();
 
-/** 2: sampling, --aggregate (PfnTotals frames) and pfn ranges in RecordOptions. Version 1 files still read. */
+/** 2: sampling, --aggregate (PfnCounts frames) and pfn ranges in RecordOptions. Version 1 files still read. */
 export const FORMAT_VERSION = 2;
 
 let root: protobuf.Root | undefined;
@@ -43,8 +43,8 @@ export interface CmaArea {
   count: number;
 }
 
-/** --aggregate: per-pfn totals since the start, for pfns that changed since the last such frame. */
-export interface PfnTotals {
+/** --aggregate: per pfn that changed, what its totals added since the previous PfnCounts (gets, puts, events), and its last count and time. */
+export interface PfnCounts {
   pfn: number[] | Float64Array;
   gets: number[] | Float64Array;
   puts: number[] | Float64Array;

@@ -105,10 +105,18 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
       writer,
     );
     if (progress) process.stderr.write('\n');
+    const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    const c = result.counters;
+    const kept = [
+      total(c.sampledOut) > 0 ? `${total(c.sampledOut)} sampled out` : '',
+      total(c.aggregated) > 0 ? `${total(c.aggregated)} summed per pfn` : '',
+      args.stacks === 'armed' ? `${total(c.countedOnly)} not recorded (page not armed)` : '',
+    ].filter((part) => part !== '');
     log(
-      `pageref record: ${result.records} events in ${result.elapsedSec.toFixed(1)} s (stopped by ${result.stopReason}), ${result.dropped} dropped, ${writer.bytesWritten} bytes written to ${args.output}`,
+      `pageref record: ${result.records} records in ${result.elapsedSec.toFixed(1)} s (stopped by ${result.stopReason}), ${result.dropped} dropped${kept.length > 0 ? `, events ${kept.join(', ')}` : ''}, ${writer.bytesWritten} bytes written to ${args.output}`,
     );
-    if (result.dropped > 0) log(`pageref record: WARNING: ${result.dropped} records were lost because the ring buffer was full; try a larger --buffer-size or filters`);
+    if (result.dropped > 0) log(`pageref record: WARNING: ${result.dropped} records were lost because the ring buffer was full; try a larger --buffer-size, filters or sampling`);
+    if (total(c.aggregateOverflow) > 0) log(`pageref record: WARNING: ${total(c.aggregateOverflow)} events fell on pfns without a slot (--max-pfns ${args.maxPfns}) and are only counted`);
     return 0;
   } catch (error) {
     if (!attached) {

@@ -25,8 +25,8 @@ export class PfnTable {
     return this.index.bytes + this.gets.byteLength + this.puts.byteLength + this.events.byteLength;
   }
 
-  /** Counts one event on `pfn` that took `got` references and dropped `put`. */
-  add(pfn: number, got: number, put: number): void {
+  /** Counts `events` events (one by default) on `pfn` that took `got` references and dropped `put`. */
+  add(pfn: number, got: number, put: number, events = 1): void {
     const row = this.index.rowOf(pfn);
     if (row >= this.events.length) {
       this.gets = grown(this.gets, row + 1);
@@ -35,7 +35,7 @@ export class PfnTable {
     }
     this.gets[row] += got;
     this.puts[row] += put;
-    this.events[row] += 1;
+    this.events[row] += events;
   }
 
   get(pfn: number): PfnRow | undefined {

@@ -11,7 +11,7 @@ import { RecordDecoder } from '../record/record-decoder';
 import { StringTable } from '../record/string-table';
 import type { EventName } from '../record/event-types';
 import type { CaptureSink } from '../stream/capture-sink';
-import { PfnTotalsReader } from './pfn-totals-reader';
+import { PfnCountsReader } from './pfn-counts-reader';
 import { KernelSymbols } from '../symbols/kallsyms';
 
 /** How often the ring buffer is drained. The BPF side never wakes us (BPF_RB_NO_WAKEUP). */
@@ -91,10 +91,10 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
     const counters = (): KernelCounters => ({ ...tracer.readCounters(), recordsReceived: records });
     const totals =
       options.tracer.aggregateSlots > 0
-        ? new PfnTotalsReader(tracer, options.tracer.aggregateSlots, options.tracer.pfnRanges, monotonicBaseNs)
+        ? new PfnCountsReader(tracer, options.tracer.aggregateSlots, options.tracer.pfnRanges, monotonicBaseNs)
         : undefined;
-    const writeTotals = () => {
-      if (totals) sink.pfnTotals?.(totals.read());
+    const writeCounts = () => {
+      if (totals) sink.pfnCounts?.(totals.read());
     };
     const progress = (): LiveProgress => ({
       elapsedSec: (Date.now() - started) / 1000,
@@ -122,7 +122,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       const drainTimer = setInterval(guarded(() => drainAll(false)), DRAIN_INTERVAL_MS);
       const countersTimer = setInterval(
         guarded(() => {
-          writeTotals();
+          writeCounts();
           sink.counters(counters());
           options.onProgress?.(progress());
         }),
@@ -147,7 +147,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       throw failure;
     }
     drainAll(true);
-    writeTotals();
+    writeCounts();
     const ending = end();
     sink.end(ending);
     const final = ending.trailer.counters;

@@ -1,7 +1,8 @@
 // The `report` sink: counts events per type, page references per pfn, and
 // isolation and CMA outcomes, and keeps the kernel's own counters.
 
-import type { CaptureHeader, KernelCounters } from '../capture/schema';
+import type { CaptureHeader, KernelCounters, PfnCounts } from '../capture/schema';
+import { captureLimits, Sampling, samplingOf } from './capture-limits';
 import { cmaAllocFailed, EventBatch, isolationFailed } from '../record/event-batch';
 import { EVENT_COUNT, EVENT_NAMES, EventName, EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
@@ -23,6 +24,8 @@ export class CaptureSummary implements CaptureSink {
   cmaBusyRetries = 0;
   cmaReleases = 0;
   lastTsNs = -Infinity;
+  /** page_ref events that came as per-pfn sums (--aggregate), not records. */
+  aggregatedEvents = 0;
 
   header(header: CaptureHeader): void {
     this.capturedHeader = header;
@@ -60,6 +63,15 @@ export class CaptureSummary implements CaptureSink {
     this.lastCounters = counters;
   }
 
+  /** --aggregate captures: the kernel's per-pfn sums, added like events. */
+  pfnCounts(counts: PfnCounts): void {
+    for (let i = 0; i < counts.pfn.length; i++) {
+      this.pfns.add(counts.pfn[i], counts.gets[i], counts.puts[i], counts.events[i]);
+      this.aggregatedEvents += counts.events[i];
+      if (counts.lastTsNs[i] > this.lastTsNs) this.lastTsNs = counts.lastTsNs[i];
+    }
+  }
+
   end(end: StreamEnd): void {
     this.ending = end;
     if (end.trailer) this.lastCounters = end.trailer.counters;
@@ -76,16 +88,40 @@ export interface ReportJson {
     eventsAttached: string[];
     eventsMissing: string[];
     stacks: boolean;
+    /** "all", "sampled", "armed" or "none". */
+    stacksMode: string;
     stopReason: string | null;
     /** Why the capture is incomplete, or null. */
     truncated: string | null;
   };
+  /** How the capture was sampled; counts below are of what was kept. */
+  sampling: Sampling;
+  /** What the capture could not see by how it was recorded: sentences ([] for a full capture). */
+  limits: string[];
   /** Records in the capture per event name. */
   events: Record<EventName, number>;
+  /** page_ref events summed per pfn in the kernel (--aggregate) rather than recorded. */
+  aggregatedEvents: number;
+  /** Sampled captures: page_ref events of all pages, estimated as kept events (records or sums) times sampling.scale; else null. */
+  estimatedPageRefEvents: number | null;
   /** Records the kernel could not hand over (ring buffer full), all events. */
   dropped: number;
   /** The kernel's counters per event name. */
-  kernelCounters: Record<EventName, { seen: number; filtered: number; emitted: number; dropped: number; stackLost: number; recursionMisses: number }> | null;
+  kernelCounters: Record<
+    EventName,
+    {
+      seen: number;
+      filtered: number;
+      sampledOut: number;
+      countedOnly: number;
+      emitted: number;
+      dropped: number;
+      stackLost: number;
+      aggregated: number;
+      aggregateOverflow: number;
+      recursionMisses: number;
+    }
+  > | null;
   /** Distinct pfns with page_ref events. */
   pfns: number;
   isolation: { tests: number; failures: number; busyPfns: { pfn: string; failures: number }[] };
@@ -108,6 +144,8 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
   const counters = summary.lastCounters;
   const events = Object.fromEntries(EVENT_NAMES.map((name, type) => [name, summary.eventsByType[type]])) as Record<EventName, number>;
   const sum = (values: number[] | undefined) => (values ?? []).reduce((a, b) => a + b, 0);
+  const sampling = samplingOf(header);
+  const keptPageRefEvents = EVENT_NAMES.reduce((total, _name, type) => total + (isPageRefEvent(type) ? summary.eventsByType[type] : 0), 0) + summary.aggregatedEvents;
   return {
     kernel: { release: header.kernelRelease, version: header.kernelVersion, machine: header.machine },
     capture: {
@@ -118,10 +156,15 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
       eventsAttached: header.eventsAttached,
       eventsMissing: header.eventsMissing,
       stacks: header.options?.stacks ?? false,
+      stacksMode: header.options?.stacksMode || (header.options?.stacks ? 'all' : 'none'),
       stopReason: summary.ending?.trailer?.stopReason ?? null,
       truncated: summary.ending?.truncated ?? null,
     },
+    sampling,
+    limits: captureLimits(header, counters),
     events,
+    aggregatedEvents: summary.aggregatedEvents,
+    estimatedPageRefEvents: sampling.estimated ? keptPageRefEvents * sampling.scale : null,
     dropped: sum(counters?.dropped),
     kernelCounters: counters
       ? (Object.fromEntries(
@@ -130,9 +173,13 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
             {
               seen: counters.seen[type] ?? 0,
               filtered: counters.filtered[type] ?? 0,
+              sampledOut: counters.sampledOut?.[type] ?? 0,
+              countedOnly: counters.countedOnly?.[type] ?? 0,
               emitted: counters.emitted[type] ?? 0,
               dropped: counters.dropped[type] ?? 0,
               stackLost: counters.stackLost[type] ?? 0,
+              aggregated: counters.aggregated?.[type] ?? 0,
+              aggregateOverflow: counters.aggregateOverflow?.[type] ?? 0,
               recursionMisses: counters.recursionMisses[type] ?? 0,
             },
           ]),

@@ -10,12 +10,17 @@ export function renderReport(report: ReportJson): string {
   if (c.truncated) lines.push(`WARNING: capture incomplete: ${c.truncated}`);
   if (c.eventsMissing.length > 0) lines.push(`not traced (the kernel lacks them): ${c.eventsMissing.join(', ')}`);
   const total = Object.values(report.events).reduce((a, b) => a + b, 0);
-  lines.push(`${total} events, ${report.pfns} distinct pfns, stacks ${c.stacks ? 'on' : 'off'}${c.stopReason ? `, stopped by ${c.stopReason}` : ''}`);
+  lines.push(`${total} records, ${report.pfns} distinct pfns, stacks ${c.stacksMode}${c.stopReason ? `, stopped by ${c.stopReason}` : ''}`);
+  if (report.aggregatedEvents > 0) lines.push(`${report.aggregatedEvents} page_ref events summed per pfn in the kernel (--aggregate)`);
+  for (const limit of report.limits) lines.push(`note: ${limit}`);
+  if (report.estimatedPageRefEvents !== null) lines.push(`ESTIMATE: about ${report.estimatedPageRefEvents} page_ref events on all pages (the sample's ${report.estimatedPageRefEvents / report.sampling.scale} times ${report.sampling.scale})`);
   lines.push(report.dropped > 0 ? `DROPPED: ${report.dropped} records were lost (ring buffer full): counts below are incomplete` : 'dropped: 0');
   if (report.kernelCounters) {
     const stackLost = Object.values(report.kernelCounters).reduce((a, k) => a + k.stackLost, 0);
     const misses = Object.values(report.kernelCounters).reduce((a, k) => a + k.recursionMisses, 0);
+    const overflow = Object.values(report.kernelCounters).reduce((a, k) => a + k.aggregateOverflow, 0);
     if (stackLost > 0) lines.push(`stacks lost: ${stackLost} (stack map full or hash collision)`);
+    if (overflow > 0) lines.push(`per-pfn totals overflowed: ${overflow} events on pfns without a slot (--max-pfns)`);
     if (misses > 0) lines.push(`events missed by the kernel while another BPF program ran on the CPU: ${misses}`);
   }
   lines.push('');

@@ -1,12 +1,12 @@
 // What every consumer of a record stream implements. Live tracing, a capture
 // file and (later) imported ftrace text all drive the same calls in the same
 // order: header once; then stacks, events and counters in any order, a
-// stack always before the first event that refers to it (and pfnTotals,
+// stack always before the first event that refers to it (and pfnCounts,
 // for aggregated captures); then end once.
 
 import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
-import type { CaptureHeader, CaptureTrailer, KernelCounters, PfnTotals, StackEntry } from '../capture/schema';
+import type { CaptureHeader, CaptureTrailer, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
 
 export interface StreamEnd {
   /** Present when the capture was finished properly. */
@@ -22,6 +22,6 @@ export interface CaptureSink {
   events(batch: EventBatch, strings: StringTable): void;
   counters(counters: KernelCounters): void;
   /** --aggregate captures: per-pfn totals; sinks that do not count pages leave it out. */
-  pfnTotals?(totals: PfnTotals): void;
+  pfnCounts?(totals: PfnCounts): void;
   end(end: StreamEnd): void;
 }

@@ -1,78 +1,49 @@
 // `npm run bench`: the user-space pipeline on synthetic ring-buffer batches
-// of the real record layout, against the named baseline in the same run.
-// Prints numbers; asserts nothing (targets and results are in BENCHMARKS.md).
+// of the real record layout (test/bench/page-lives.ts), against the named
+// baseline in the same run. Prints numbers; asserts nothing (targets and
+// results are in BENCHMARKS.md).
 //
-//   pageref:  copy a batch as the addon's drain does, decode it into columns,
-//             apply every page_ref event to the hold table (full per-pfn accounting)
-//   baseline: decode each record as its own protobuf message with protobufjs,
-//             aggregate gets/puts/events in a JS Map
+//   pageref:    copy a batch as the addon's drain does, then the fused path
+//               (src/record/record-aggregator.ts) into PfnCounters: gets,
+//               puts, events, last refcount, mapcount and time of every pfn
+//   baseline:   decode each record as its own protobuf message with
+//               protobufjs, aggregate gets/puts/events in a JS Map
+//   hold table: copy, decode into columns, apply every page_ref event to the
+//               hold table (the pairing blame needs), for comparison
 
 import protobuf from 'protobufjs';
 import { HoldTable, RefEvent } from '../../src/holds/hold-table';
-import { PfnTable } from '../../src/holds/pfn-table';
+import { PfnCounters } from '../../src/holds/pfn-counters';
 import { referenceDelta } from '../../src/holds/reference-delta';
 import { EventType, isPageRefEvent } from '../../src/record/event-types';
 import { RECORD_SIZE, RecordField as F } from '../../src/record/layout';
 import { PointerHasher } from '../../src/record/pointer-hash';
+import { aggregateRecords } from '../../src/record/record-aggregator';
 import { RecordDecoder } from '../../src/record/record-decoder';
 import { StringTable } from '../../src/record/string-table';
+import { byOutstandingReferences } from '../../src/report/capture-summary';
+import { BATCH_RECORDS, pageLifeBatches } from './page-lives';
 
-const BATCH_RECORDS = 8192;
-const BATCHES = 256; // 2 M records
-const DISTINCT_PFNS = 1_000_000;
+const PIPELINE_RUNS = 3;
 const BASELINE_RECORDS = 300_000;
 const MEMORY_PFNS = 10_000_000;
+const TOP_ROWS = 50;
+const TOP_RUNS = 5;
 
-// Deterministic, so runs compare.
-let seed = 0x2545f491;
-function random(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 32;
-}
-
-/** Half the events on the hottest 1 % of pages, the rest spread over all of them. */
-function skewedPfn(): number {
-  const page = random() < 0.5 ? Math.floor(random() * DISTINCT_PFNS * 0.01) : Math.floor(random() * DISTINCT_PFNS);
-  return 0x100000 + page;
-}
-
-const TYPES = [EventType.PageRefMod, EventType.PageRefModAndTest, EventType.PageRefMod, EventType.PageRefModAndTest, EventType.PageRefSet, EventType.PageRefModUnless];
-
-function makeBatches(): Uint8Array[] {
-  const batches: Uint8Array[] = [];
-  let ts = 1_000_000_000;
-  for (let b = 0; b < BATCHES; b++) {
-    const bytes = new Uint8Array(BATCH_RECORDS * RECORD_SIZE);
-    const view = new DataView(bytes.buffer);
-    for (let i = 0; i < BATCH_RECORDS; i++) {
-      const at = i * RECORD_SIZE;
-      const type = TYPES[Math.floor(random() * TYPES.length)];
-      const pid = 1000 + Math.floor(random() * 50);
-      ts += 200;
-      view.setUint32(at + F.ts_ns.offset, ts % 2 ** 32, true);
-      view.setUint32(at + F.ts_ns.offset + 4, Math.floor(ts / 2 ** 32), true);
-      const pfn = skewedPfn();
-      view.setUint32(at + F.pfn.offset, pfn, true);
-      view.setUint32(at + F['page.flags'].offset, 0x40068, true);
-      view.setUint32(at + F['page.mapping'].offset, 0x15a78dc1 + (pfn & 0xff) * 64, true);
-      view.setUint32(at + F['page.mapping'].offset + 4, 0xffff8880, true);
-      view.setUint32(at + F.pid.offset, pid, true);
-      view.setUint32(at + F.tgid.offset, pid, true);
-      view.setInt32(at + F.count.offset, 2, true);
-      view.setInt32(at + F.val.offset, type === EventType.PageRefModAndTest ? -1 : 1, true);
-      view.setInt32(at + F.ret.offset, 1, true);
-      view.setInt32(at + F.stack_id.offset, Math.floor(random() * 2000), true);
-      view.setUint8(at + F.type.offset, type);
-      bytes.set(new TextEncoder().encode(`task-${pid % 7}`), at + F.comm.offset);
-    }
-    batches.push(bytes);
+function pagerefPipeline(batches: Uint8Array[]): { seconds: number; records: number; counters: PfnCounters } {
+  const counters = new PfnCounters();
+  const drained = new Uint8Array(BATCH_RECORDS * RECORD_SIZE);
+  const started = process.hrtime.bigint();
+  let records = 0;
+  for (const batch of batches) {
+    drained.set(batch); // what NativeTracer.drain() does: copy out of the ring
+    aggregateRecords(drained, batch.length, counters, 0n);
+    records += batch.length / RECORD_SIZE;
   }
-  return batches;
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, records, counters };
 }
 
-function pagerefPipeline(batches: Uint8Array[]): { seconds: number; records: number; table: HoldTable } {
+function holdTablePipeline(batches: Uint8Array[]): { seconds: number; records: number } {
   const strings = new StringTable();
   const decoder = new RecordDecoder(strings, new PointerHasher(), 0n);
   const table = new HoldTable();
@@ -81,7 +52,7 @@ function pagerefPipeline(batches: Uint8Array[]): { seconds: number; records: num
   const started = process.hrtime.bigint();
   let records = 0;
   for (const batch of batches) {
-    drained.set(batch); // what NativeTracer.drain() does: copy out of the ring
+    drained.set(batch);
     const b = decoder.decode(drained, batch.length);
     for (let i = 0; i < b.length; i++) {
       if (!isPageRefEvent(b.type[i])) continue;
@@ -102,9 +73,8 @@ function pagerefPipeline(batches: Uint8Array[]): { seconds: number; records: num
     }
     records += b.length;
   }
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, records, table };
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, records };
 }
-
 function baseline(batches: Uint8Array[]): { seconds: number; records: number } {
   const Record = new protobuf.Type('Record')
     .add(new protobuf.Field('type', 1, 'uint32'))
@@ -162,31 +132,63 @@ function baseline(batches: Uint8Array[]): { seconds: number; records: number } {
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, records: messages.length };
 }
 
-function bytesPerPfn(): { holdTable: number; totalsTable: number } {
+/** PfnCounters' bytes per pfn with every page of a 40 GiB host tracked: dense, with the PCI hole below 4 GiB. */
+function countersBytesPerPfn(): number {
+  const counters = new PfnCounters();
+  let pfn = 0x100;
+  for (let n = 0; n < MEMORY_PFNS; n++, pfn++) {
+    if (pfn === 0xc0000) pfn = 0x100000;
+    counters.add(pfn, 1, 2, 1, n);
+  }
+  return counters.bytes / counters.size;
+}
+
+function holdTableBytesPerPfn(): number {
   const holds = new HoldTable();
-  const totals = new PfnTable();
   const e: RefEvent = { type: EventType.PageRefMod, pfn: 0, tsNs: 0, val: 1, ret: 0, count: 2, mapcount: 1, flags: 0, mapping: 0, stackId: 1, pid: 1, tgid: 1, comm: 0 };
   for (let pfn = 0; pfn < MEMORY_PFNS; pfn++) {
     e.pfn = pfn;
     holds.apply(e);
-    totals.add(pfn, 1, 0);
   }
-  return { holdTable: holds.bytes / holds.size, totalsTable: totals.bytes / totals.size };
+  return holds.bytes / holds.size;
 }
 
-const batches = makeBatches();
+/** Milliseconds to pick the top rows of `counters` as the report and a live view do: the median of a few. */
+function topMs(counters: PfnCounters): number {
+  const times: number[] = [];
+  for (let run = 0; run < TOP_RUNS; run++) {
+    const started = process.hrtime.bigint();
+    counters.top(TOP_ROWS, byOutstandingReferences);
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return median(times);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+const batches = pageLifeBatches();
 pagerefPipeline(batches.slice(0, 16)); // warm up the JIT
-const pageref = pagerefPipeline(batches);
+const runs = Array.from({ length: PIPELINE_RUNS }, () => pagerefPipeline(batches));
+const rates = runs.map((run) => run.records / run.seconds);
+const pageref = runs[0];
 baseline(batches.slice(0, 8));
 const base = baseline(batches);
-const memory = bytesPerPfn();
+holdTablePipeline(batches.slice(0, 16));
+const holds = holdTablePipeline(batches);
 const result = {
   pipeline: {
-    recordsPerSec: Math.round(pageref.records / pageref.seconds),
+    recordsPerSec: Math.round(median(rates)),
     baselineRecordsPerSec: Math.round(base.records / base.seconds),
-    distinctPfns: pageref.table.size,
-    bytesPerPfn: Math.round(memory.holdTable),
-    totalsBytesPerPfn: Math.round(memory.totalsTable),
+    distinctPfns: pageref.counters.size,
+    bytesPerPfn: Number(countersBytesPerPfn().toFixed(1)),
+    records: pageref.records,
+    recordsPerSecRuns: rates.map(Math.round),
+    topNMs: Number(topMs(pageref.counters).toFixed(1)),
+    holdTableRecordsPerSec: Math.round(holds.records / holds.seconds),
+    holdTableBytesPerPfn: Math.round(holdTableBytesPerPfn()),
   },
 };
 if (process.argv.includes('--json')) {
@@ -195,9 +197,11 @@ if (process.argv.includes('--json')) {
   const p = result.pipeline;
   process.stdout.write(
     [
-      `pipeline: ${(p.recordsPerSec / 1e6).toFixed(2)} M records/s (drain copy, decode, hold table), ${pageref.records} records, ${p.distinctPfns} distinct pfns`,
+      `pipeline: ${(p.recordsPerSec / 1e6).toFixed(2)} M records/s (drain copy, fused aggregation into PfnCounters; median of ${p.recordsPerSecRuns.map((r) => (r / 1e6).toFixed(2)).join(', ')}), ${p.records} records, ${p.distinctPfns} distinct pfns`,
       `baseline: ${(p.baselineRecordsPerSec / 1e6).toFixed(2)} M records/s (protobufjs per record + Map): pageref is ${(p.recordsPerSec / p.baselineRecordsPerSec).toFixed(1)}x`,
-      `memory at ${MEMORY_PFNS / 1e6} M pfns: hold table ${p.bytesPerPfn} bytes/pfn, totals table ${p.totalsBytesPerPfn} bytes/pfn`,
+      `memory at ${MEMORY_PFNS / 1e6} M pfns: PfnCounters ${p.bytesPerPfn} bytes/pfn`,
+      `top ${TOP_ROWS} of ${p.distinctPfns} pfns: ${p.topNMs} ms`,
+      `hold table (decode, pairing for blame): ${(p.holdTableRecordsPerSec / 1e6).toFixed(2)} M records/s, ${p.holdTableBytesPerPfn} bytes/pfn`,
       '',
     ].join('\n'),
   );

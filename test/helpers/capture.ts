@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureWriter } from '../../src/capture/capture-writer';
-import { CaptureHeader, FORMAT_VERSION, KernelCounters } from '../../src/capture/schema';
+import { CaptureHeader, FORMAT_VERSION, KernelCounters, PfnCounts, RecordOptions } from '../../src/capture/schema';
 import { EVENT_COUNT } from '../../src/record/event-types';
 import { PointerHasher } from '../../src/record/pointer-hash';
 import { RecordDecoder } from '../../src/record/record-decoder';
@@ -64,11 +64,17 @@ export function counters(fill: Partial<Record<keyof KernelCounters, number[]>> =
 }
 
 /** A finished capture of the given raw records, in batches of `perBatch`, with stacks 1 and 2. */
-export function writeCapture(path: string, records: Buffer[], options: { perBatch?: number; finish?: boolean } = {}): void {
+export function writeCapture(
+  path: string,
+  records: Buffer[],
+  options: { perBatch?: number; finish?: boolean; recordOptions?: Partial<RecordOptions>; pfnCounts?: PfnCounts[] } = {},
+): void {
   const writer = new CaptureWriter(path);
   const strings = new StringTable();
   const decoder = new RecordDecoder(strings, new PointerHasher(), 1_000_000_000n);
-  writer.header(testHeader());
+  const header = testHeader();
+  writer.header({ ...header, options: { ...header.options, ...options.recordOptions } });
+  for (const counts of options.pfnCounts ?? []) writer.pfnCounts(counts);
   writer.stacks([
     { id: 1, frames: ['__page_ref_mod+0x12', 'try_grab_page+0x40', 'follow_page_pte+0x1f0'] },
     { id: 2, frames: ['__page_ref_mod_and_test+0x10', 'release_pages+0x1a4', 'do_exit+0x2e9'] },

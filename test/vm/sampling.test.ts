@@ -77,8 +77,11 @@ function load(run: VmResult, name: string): Capture {
     header: (header) => (capture.header = header),
     stacks: (stacks) => stacks.forEach((s) => capture.stackIds!.add(s.id)),
     counters: (counters) => (capture.counters = counters),
-    pfnTotals: (t) => {
-      for (let i = 0; i < t.pfn.length; i++) capture.totals!.set(t.pfn[i], { gets: t.gets[i], puts: t.puts[i], events: t.events[i], lastCount: t.lastCount[i] });
+    pfnCounts: (t) => {
+      for (let i = 0; i < t.pfn.length; i++) {
+        const row = capture.totals!.get(t.pfn[i]) ?? { gets: 0, puts: 0, events: 0, lastCount: 0 };
+        capture.totals!.set(t.pfn[i], { gets: row.gets + t.gets[i], puts: row.puts + t.puts[i], events: row.events + t.events[i], lastCount: t.lastCount[i] });
+      }
     },
     events: (batch) => {
       capture.records! += batch.length;

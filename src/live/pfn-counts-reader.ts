@@ -1,16 +1,16 @@
 // --aggregate: turns copies of the kernel's per-pfn slots (struct
-// pageref_pfn_stats, bpf/pageref.h) into PfnTotals rows for the pfns whose
-// totals changed since the previous read. The slots are totals since the
-// start, so a row lost with a cut capture is made good by the next one.
+// pageref_pfn_stats, bpf/pageref.h: totals since the start) into PfnCounts
+// rows: what each pfn that changed added since the previous read. Deltas, so
+// that consumers only ever add, as they do for per-event records.
 
-import type { PfnTotals } from '../capture/schema';
+import type { PfnCounts } from '../capture/schema';
 import type { NativeTracer, PfnRange } from '../native/tracer';
 
 /** struct pageref_pfn_stats in 32-bit words: last_ts_ns (lo, hi), gets, puts, events, last_count. */
 const WORDS = 6;
 const TWO_32 = 0x100000000;
 
-export class PfnTotalsReader {
+export class PfnCountsReader {
   private current: Uint32Array;
   private previous: Uint32Array;
 
@@ -28,8 +28,8 @@ export class PfnTotalsReader {
     this.previous = new Uint32Array(slots * WORDS);
   }
 
-  /** Rows of the pfns whose event count moved since the last call. */
-  read(): PfnTotals {
+  /** Rows of the pfns whose event count moved since the last call; u32 wraparound is undone by >>> 0. */
+  read(): PfnCounts {
     const into = new Uint8Array(this.current.buffer);
     const bytes = this.tracer.readPfnStats(into);
     if (bytes !== into.length) throw new Error(`per-pfn totals: read ${bytes} bytes, expected ${into.length}`);
@@ -55,9 +55,9 @@ export class PfnTotalsReader {
       const at = slot * WORDS;
       totals.pfn[row] = this.pfnOf(slot);
       totals.lastTsNs[row] = (now[at + 1] - baseHi) * TWO_32 + (now[at] - baseLo);
-      totals.gets[row] = now[at + 2];
-      totals.puts[row] = now[at + 3];
-      totals.events[row] = now[at + 4];
+      totals.gets[row] = (now[at + 2] - before[at + 2]) >>> 0;
+      totals.puts[row] = (now[at + 3] - before[at + 3]) >>> 0;
+      totals.events[row] = (now[at + 4] - before[at + 4]) >>> 0;
       totals.lastCount[row] = now[at + 5] | 0;
     }
     this.current = before;

@@ -1,0 +1,361 @@
+// `npm run bench`, kernel part: what tracing page_ref costs the traced code.
+// Boots a test kernel once (vm/bench-guest.sh inside) and times a fixed
+// page-churning workload with nothing attached, under ftrace, bpftrace and
+// pageref's modes, interleaved, best of each. Prints numbers; asserts nothing
+// (targets and results are in BENCHMARKS.md).
+//
+//   node dist/test/bench/kernel.js [--json] [--kernel NAME] [--rounds N] [--runs N] [--keep DIR] [--timeout SEC]
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { projectPath } from '../../src/paths';
+import { findKernels } from '../../src/vm/kernels';
+import { runInVm, VmError } from '../../src/vm/qemu';
+
+// 6.12 has the BPF JIT, as production kernels do; the 6.1 test kernel has none.
+const DEFAULT_KERNEL = '6.12.117';
+// 32 MiB touched 4 times: 0.5-0.9 s under TCG with nothing attached.
+const MIB = 32;
+const CHURN_ROUNDS = 4;
+const DEFAULT_ROUNDS = 5;
+// Workload runs per tracer start: the first after an attach is often slower
+// (1.3-2.6x for pageref: V8 compiling the drain path under TCG), and attaching
+// is what takes time, so a few runs per start cost little.
+const DEFAULT_RUNS = 3;
+// node (pageref record) and bpftrace side by side with the workload, ftrace's
+// 64 MiB per CPU and bpftrace's per-pfn map: more than the default 512 MiB holds.
+const MEMORY_MIB = 1024;
+
+const MODES = [
+  'base',
+  'ftrace',
+  'ftraceStack',
+  'bpftrace',
+  'bpftraceStack',
+  'pageref',
+  'pagerefStack',
+  'pagerefSampled',
+  'pagerefAggregate',
+] as const;
+type Mode = (typeof MODES)[number];
+
+const DESCRIPTIONS: Record<Mode, string> = {
+  base: 'nothing attached',
+  ftrace: 'ftrace, page_ref events',
+  ftraceStack: 'ftrace, options/stacktrace',
+  bpftrace: 'bpftrace @[args->pfn] = count()',
+  bpftraceStack: 'bpftrace @[kstack] = count()',
+  pageref: 'record --no-stacks',
+  pagerefStack: 'record (stacks)',
+  pagerefSampled: 'record --no-stacks --sample-pfn 64',
+  pagerefAggregate: 'record --aggregate',
+};
+
+/** The `kernel` object of `npm run bench -- --json`; BENCHMARKS.md documents it. */
+export interface KernelBench {
+  kernel: string;
+  workload: string;
+  baseNs: number | null;
+  ftraceNs: number | null;
+  ftraceStackNs: number | null;
+  bpftraceNs: number | null;
+  bpftraceStackNs: number | null;
+  pagerefNs: number | null;
+  pagerefStackNs: number | null;
+  pagerefSampledNs: number | null;
+  pagerefAggregateNs: number | null;
+  /**
+   * Events in the `pageref` (no stacks) capture of the round with the fastest
+   * run, by `report --json`: all its runs, and whatever else ran meanwhile.
+   */
+  events: number | null;
+  /** Records the kernel dropped in that capture (ring buffer full). */
+  dropped: number | null;
+  rounds: number;
+  /** Modes that failed in some round: their error lines. */
+  errors: Partial<Record<Mode, string>>;
+}
+
+interface Options {
+  json: boolean;
+  kernel: string;
+  rounds: number;
+  runs: number;
+  keep?: string;
+  timeoutSec?: number;
+}
+
+/** What vm/bench-guest.sh left in bench.tsv, by mode. */
+interface Facts {
+  ns: Map<string, { round: number; ns: number }[]>;
+  attachSec: Map<string, number[]>;
+  errors: Map<string, { round: number; text: string }[]>;
+  notes: Map<string, { round: number; text: string }[]>;
+  reports: Map<number, string>;
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { json: false, kernel: DEFAULT_KERNEL, rounds: DEFAULT_ROUNDS, runs: DEFAULT_RUNS };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--json') options.json = true;
+    else if (arg === '--kernel') options.kernel = value();
+    else if (arg === '--keep') options.keep = value();
+    else if (arg === '--rounds' || arg === '--runs' || arg === '--timeout') {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`${arg} takes a whole number above 0`);
+      if (arg === '--rounds') options.rounds = n;
+      else if (arg === '--runs') options.runs = n;
+      else options.timeoutSec = n;
+    } else throw new UsageError(`unknown option ${arg}`);
+  }
+  return options;
+}
+
+/** The workload must be built, and new enough to time itself (-t). */
+function workloadProblem(): string | undefined {
+  const churn = projectPath('build/Release/page-churn');
+  if (!existsSync(churn)) return `${churn} is missing: run npm run build first`;
+  try {
+    const out = execFileSync(churn, ['1', '1', '-t'], { input: '', encoding: 'utf8' });
+    if (!/^elapsed \d+ ns$/m.test(out)) return `${churn} does not print its elapsed time: run npm run build`;
+  } catch {
+    return `${churn} does not take -t: run npm run build`;
+  }
+  return undefined;
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function readFacts(outDir: string): Facts {
+  const facts: Facts = { ns: new Map(), attachSec: new Map(), errors: new Map(), notes: new Map(), reports: new Map() };
+  const file = join(outDir, 'bench.tsv');
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  for (const line of text.split('\n')) {
+    const [kind, roundText, mode, ...rest] = line.split('\t');
+    const round = Number(roundText);
+    if (kind === 'ns') push(facts.ns, mode, { round, ns: Number(rest[0]) });
+    else if (kind === 'attach') push(facts.attachSec, mode, Number(rest[1]) - Number(rest[0]));
+    else if (kind === 'error') push(facts.errors, mode, { round, text: rest.join(' ') });
+    else if (kind === 'note') push(facts.notes, mode, { round, text: rest.join(' ') });
+    else if (kind === 'report') facts.reports.set(round, join(outDir, rest[0]));
+  }
+  return facts;
+}
+
+function best(facts: Facts, mode: Mode): { round: number; ns: number } | undefined {
+  const runs = (facts.ns.get(mode) ?? []).filter((r) => r.round > 0);
+  return runs.reduce<{ round: number; ns: number } | undefined>((min, r) => (min === undefined || r.ns < min.ns ? r : min), undefined);
+}
+
+/** The same error in several rounds is one entry: "rounds 1, 2: text". */
+function errorLine(list: { round: number; text: string }[]): string {
+  const byText = new Map<string, number[]>();
+  for (const e of list) {
+    if (e.text.startsWith('skipped:')) continue;
+    byText.set(e.text, [...(byText.get(e.text) ?? []), e.round]);
+  }
+  return [...byText].map(([text, rounds]) => `round${rounds.length > 1 ? 's' : ''} ${rounds.join(', ')}: ${text}`).join('; ');
+}
+
+function summarise(kernel: string, rounds: number, facts: Facts): KernelBench {
+  const ns = (mode: Mode): number | null => best(facts, mode)?.ns ?? null;
+  // events and dropped from the run whose time is reported, else any that left a report
+  const fastest = best(facts, 'pageref');
+  const reportFile = (fastest && facts.reports.get(fastest.round)) ?? [...facts.reports.values()][0];
+  let events: number | null = null;
+  let dropped: number | null = null;
+  if (reportFile) {
+    try {
+      const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { events: Record<string, number>; dropped: number };
+      events = Object.values(report.events).reduce((a, b) => a + b, 0);
+      dropped = report.dropped;
+    } catch {
+      // an unreadable report leaves both null; the guest's report-N.err says why
+    }
+  }
+  const errors: Partial<Record<Mode, string>> = {};
+  for (const mode of MODES) {
+    const list = facts.errors.get(mode);
+    if (list && list.length > 0) errors[mode] = errorLine(list);
+  }
+  return {
+    kernel,
+    workload: `page-churn ${MIB} ${CHURN_ROUNDS}`,
+    baseNs: ns('base'),
+    ftraceNs: ns('ftrace'),
+    ftraceStackNs: ns('ftraceStack'),
+    bpftraceNs: ns('bpftrace'),
+    bpftraceStackNs: ns('bpftraceStack'),
+    pagerefNs: ns('pageref'),
+    pagerefStackNs: ns('pagerefStack'),
+    pagerefSampledNs: ns('pagerefSampled'),
+    pagerefAggregateNs: ns('pagerefAggregate'),
+    events,
+    dropped,
+    rounds,
+    errors,
+  };
+}
+
+const modeNs = (r: KernelBench, mode: Mode): number | null => r[`${mode}Ns` as const];
+
+/** Issue 4: a pageref mode's overhead at most this share of another tracer's. */
+const TARGETS: { mode: Mode; against: Mode; share: number; text: string }[] = [
+  { mode: 'pageref', against: 'ftrace', share: 1 / 2, text: "pageref overhead <= 1/2 of ftrace's" },
+  { mode: 'pagerefStack', against: 'bpftraceStack', share: 1 / 2, text: "pagerefStack overhead <= 1/2 of bpftraceStack's" },
+  { mode: 'pagerefSampled', against: 'ftrace', share: 1 / 10, text: "pagerefSampled overhead <= 1/10 of ftrace's" },
+  { mode: 'pagerefAggregate', against: 'bpftrace', share: 1 / 2, text: "pagerefAggregate overhead <= 1/2 of bpftrace's" },
+];
+
+function ms(ns: number): string {
+  return (ns / 1e6).toFixed(0);
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd());
+}
+
+/** "a-b" of the numbers the regex's first group finds in the notes. */
+function noteRange(notes: { text: string }[], re: RegExp): string {
+  const values = notes.map((n) => re.exec(n.text)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1]));
+  if (values.length === 0) return '?';
+  const [min, max] = [Math.min(...values), Math.max(...values)];
+  return min === max ? String(min) : `${min}-${max}`;
+}
+
+function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds: number): string {
+  const base = r.baseNs;
+  const lines: string[] = [];
+  const machine = facts.notes.get('kernel')?.[0]?.text ?? r.kernel;
+  lines.push(`kernel overhead: ${machine}; ${r.workload}; best of ${r.rounds} interleaved rounds x ${runsPerStart} runs; the boot took ${seconds.toFixed(0)} s`);
+  const rows: string[][] = [['mode', 'best ms', 'overhead ms', 'overhead %', 'attach s', 'runs', 'best per round ms']];
+  for (const mode of MODES) {
+    const ns = modeNs(r, mode);
+    const runs = facts.ns.get(mode) ?? [];
+    const attach = facts.attachSec.get(mode) ?? [];
+    const perRound = Array.from({ length: r.rounds }, (_, i) => {
+      const times = runs.filter((x) => x.round === i + 1).map((x) => x.ns);
+      return times.length > 0 ? ms(Math.min(...times)) : '-';
+    });
+    rows.push([
+      mode,
+      ns === null ? 'null' : ms(ns),
+      ns === null || base === null || mode === 'base' ? '-' : ms(ns - base),
+      ns === null || base === null || mode === 'base' ? '-' : `${(((ns - base) / base) * 100).toFixed(0)} %`,
+      attach.length === 0 ? '-' : `${Math.min(...attach).toFixed(1)}-${Math.max(...attach).toFixed(1)}`,
+      `${runs.length}/${r.rounds * runsPerStart}`,
+      perRound.join(' '),
+    ]);
+  }
+  lines.push(...table(rows));
+  lines.push('');
+  for (const mode of MODES) lines.push(`  ${mode.padEnd(17)} ${DESCRIPTIONS[mode]}`);
+  lines.push('');
+  lines.push(`pageref (no stacks), capture of the fastest run's round: ${r.events ?? 'null'} events, ${r.dropped ?? 'null'} dropped (report --json)`);
+  for (const mode of ['ftrace', 'ftraceStack'] as const) {
+    const notes = facts.notes.get(mode) ?? [];
+    if (notes.length > 0) lines.push(`  ${mode}: ${noteRange(notes, /(\d+) entries/)} events per run, overrun ${noteRange(notes, /(\d+) overrun/)}`);
+  }
+  for (const mode of ['pageref', 'pagerefStack', 'pagerefSampled', 'pagerefAggregate'] as const) {
+    const notes = facts.notes.get(mode) ?? [];
+    if (notes.length > 0) lines.push(`  ${mode}: ${noteRange(notes, /(\d+) events in/)} events per capture (${runsPerStart} runs), ${noteRange(notes, /(\d+) dropped/)} dropped`);
+  }
+  lines.push('');
+  lines.push('targets (issue 4), this run:');
+  for (const t of TARGETS) {
+    const mine = modeNs(r, t.mode);
+    const theirs = modeNs(r, t.against);
+    if (mine === null || theirs === null || base === null) {
+      lines.push(`  ${t.text}: not measured (${mine === null ? t.mode : theirs === null ? t.against : 'base'} is null)`);
+      continue;
+    }
+    const overhead = mine - base;
+    const limit = (theirs - base) * t.share;
+    lines.push(`  ${t.text}: ${ms(overhead)} ms against at most ${ms(limit)} ms: ${overhead <= limit ? 'met' : 'not met'}`);
+  }
+  const errorModes = Object.entries(r.errors);
+  if (errorModes.length > 0) {
+    lines.push('');
+    lines.push('errors:');
+    for (const [mode, text] of errorModes) lines.push(`  ${mode}: ${text}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`bench kernel: ${error.message}\n`);
+    return 2;
+  }
+  const kernels = findKernels();
+  const kernel = kernels.find((k) => k.name === options.kernel);
+  if (!kernel) {
+    process.stderr.write(`bench kernel: no kernel ${options.kernel} (found: ${kernels.map((k) => k.name).join(', ') || 'none'})\n`);
+    return 1;
+  }
+  const problem = workloadProblem();
+  if (problem) {
+    process.stderr.write(`bench kernel: ${problem}\n`);
+    return 1;
+  }
+  const outDir = options.keep ?? mkdtempSync(join(tmpdir(), 'pageref-bench-'));
+  // A round took 2.5 min with one run per start under TCG (each tracer
+  // attaches in 10-25 s); twice that leaves room for a busy host.
+  const timeoutSec = options.timeoutSec ?? 300 + options.rounds * (240 + options.runs * 60);
+  if (!options.json) {
+    process.stderr.write(`bench kernel: booting ${kernel.name} under QEMU for ${options.rounds} rounds of ${options.runs} runs (several minutes; logs in ${outDir})\n`);
+  }
+  let result;
+  try {
+    result = await runInVm({
+      kernel,
+      script: `sh vm/bench-guest.sh ${MIB} ${CHURN_ROUNDS} ${options.rounds} ${options.runs}`,
+      timeoutSec,
+      memoryMiB: MEMORY_MIB,
+      cmaMiB: 0,
+      outDir,
+    });
+  } catch (error) {
+    if (!(error instanceof VmError)) throw error;
+    process.stderr.write(`bench kernel: ${error.message} (logs in ${outDir})\n`);
+    return 1;
+  }
+  const facts = readFacts(outDir);
+  const summary = summarise(kernel.name, options.rounds, facts);
+  if (result.exitCode !== 0 || summary.baseNs === null) {
+    process.stderr.write(`bench kernel: the guest script exited ${result.exitCode}${summary.baseNs === null ? ' and left no base time' : ''}; logs in ${outDir}\n${result.log.slice(-2000)}`);
+    return 1;
+  }
+  if (options.json) process.stdout.write(JSON.stringify({ kernel: summary }) + '\n');
+  else process.stdout.write(humanReport(summary, facts, options.runs, result.seconds));
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    process.stderr.write(`bench kernel: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
