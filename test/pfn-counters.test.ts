@@ -1,5 +1,5 @@
 import test from 'ava';
-import { PFN_LIMIT, PfnCounters, PfnCounts } from '../src/holds/pfn-counters';
+import { PFN_LIMIT, PfnCounters, PfnRow } from '../src/holds/pfn-counters';
 import { referenceDelta } from '../src/holds/reference-delta';
 import { EVENT_COUNT, EventType, isPageRefEvent } from '../src/record/event-types';
 import { PointerHasher } from '../src/record/pointer-hash';
@@ -19,7 +19,7 @@ function lcg(seed: number) {
 
 /** What a page's numbers must be, computed the plain way: one object per pfn in a Map. */
 class ExpectedCounts {
-  readonly rows = new Map<number, PfnCounts>();
+  readonly rows = new Map<number, PfnRow>();
 
   add(pfn: number, delta: number, count: number, mapcount: number, tsNs: number): void {
     let row = this.rows.get(pfn);
@@ -36,13 +36,13 @@ class ExpectedCounts {
   }
 }
 
-function rowsOf(counters: PfnCounters): PfnCounts[] {
-  const rows: PfnCounts[] = [];
+function rowsOf(counters: PfnCounters): PfnRow[] {
+  const rows: PfnRow[] = [];
   counters.forEach((row) => rows.push({ ...row }));
   return rows;
 }
 
-function sortedRows(expected: ExpectedCounts): PfnCounts[] {
+function sortedRows(expected: ExpectedCounts): PfnRow[] {
   return [...expected.rows.values()].sort((a, b) => a.pfn - b.pfn);
 }
 
@@ -158,6 +158,8 @@ test('merge adds sums and takes the last values only when they are as new or new
   t.like(counters.get(0x1234), { puts: 6, events: 12, lastCount: 3, lastMapcount: 2, lastNs: 1000 });
   counters.add(0x1234, 2, 5, 2, 1500);
   t.like(counters.get(0x1234), { gets: 8, puts: 6, net: 2, events: 13, lastCount: 5, lastNs: 1500 });
+  counters.merge(0x1234, 1, 0, 1, 6, NaN, 2000); // no mapcount in the row: the page keeps its own
+  t.like(counters.get(0x1234), { gets: 9, events: 14, lastCount: 6, lastMapcount: 2, lastNs: 2000 });
   t.throws(() => counters.merge(0x1235, 1, 0, 0, 1, 0, 0), { instanceOf: RangeError });
   t.is(counters.size, 1);
 });
@@ -194,7 +196,7 @@ test('top returns the same rows as a full sort, as copies', (t) => {
   const random = lcg(7);
   const counters = new PfnCounters();
   for (let i = 0; i < 50_000; i++) counters.add(0x40000 + Math.floor(random() * 3000) * 3, random() < 0.55 ? 1 : -1, 1, 0, i);
-  const order = (a: PfnCounts, b: PfnCounts) => b.net - a.net || b.events - a.events || a.pfn - b.pfn;
+  const order = (a: PfnRow, b: PfnRow) => b.net - a.net || b.events - a.events || a.pfn - b.pfn;
   const all = rowsOf(counters).sort(order);
   t.is(all.length, counters.size);
   for (const limit of [0, 1, 5, 50, 2999, 5000]) t.deepEqual(counters.top(limit, order), all.slice(0, limit), `limit ${limit}`);

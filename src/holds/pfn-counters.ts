@@ -68,7 +68,7 @@ const REGION_BYTES = CHUNKS_PER_REGION * 8 + 64;
 type Region = (DataView | undefined)[];
 
 /** One tracked pfn. */
-export interface PfnCounts {
+export interface PfnRow {
   pfn: number;
   gets: number;
   puts: number;
@@ -128,9 +128,10 @@ export class PfnCounters {
 
   /**
    * Adds a row that arrives already aggregated (the kernel's per-interval
-   * rows): its gets, puts and events add up; its last values replace the
-   * page's when they are as new or newer. `events` is at least 1: a row
-   * exists because something happened.
+   * rows, --aggregate): its gets, puts and events add up; its last values
+   * replace the page's when they are as new or newer. `events` is at least 1:
+   * a row exists because something happened. `lastMapcount` NaN: the row has
+   * none (capture format 2's PfnCounts), the page keeps the one it had.
    */
   merge(pfn: number, gets: number, puts: number, events: number, lastCount: number, lastMapcount: number, lastTsNs: number): void {
     if (!(events >= 1)) throw new RangeError(`merge: a row has at least one event, not ${events}`);
@@ -139,7 +140,7 @@ export class PfnCounters {
   }
 
   /** The counts of `pfn`, or undefined if it has no event. */
-  get(pfn: number): PfnCounts | undefined {
+  get(pfn: number): PfnRow | undefined {
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= PFN_LIMIT) return undefined;
     const key = Math.floor(pfn / 2 ** REGION_SHIFT);
     const chunk = this.regionOf(key)?.[Math.floor(pfn / CHUNK_PFNS) % CHUNKS_PER_REGION];
@@ -153,7 +154,7 @@ export class PfnCounters {
    * refilled for each pfn (scanning a million pages allocates nothing): copy
    * what you keep.
    */
-  forEach(visit: (row: PfnCounts) => void): void {
+  forEach(visit: (row: PfnRow) => void): void {
     const row = emptyRow();
     const farKeys = [...this.farRegions.keys()].sort((a, b) => a - b);
     const keys = [...this.nearRegions.keys(), ...farKeys];
@@ -172,7 +173,7 @@ export class PfnCounters {
   }
 
   /** The rows best by `better` (negative: a first), at most `limit`, without sorting every pfn. */
-  top(limit: number, better: (a: PfnCounts, b: PfnCounts) => number): PfnCounts[] {
+  top(limit: number, better: (a: PfnRow, b: PfnRow) => number): PfnRow[] {
     return topN((visit) => this.forEach(visit), limit, better, (row) => ({ ...row }));
   }
 
@@ -184,7 +185,7 @@ export class PfnCounters {
     if (before === 0 || tsNs >= chunk.getFloat64(at + LAST_NS, true)) {
       chunk.setFloat64(at + LAST_NS, tsNs, true);
       chunk.setInt32(at + LAST_COUNT, count, true);
-      chunk.setInt32(at + LAST_MAPCOUNT, mapcount, true);
+      if (!Number.isNaN(mapcount)) chunk.setInt32(at + LAST_MAPCOUNT, mapcount, true);
     }
     chunk.setUint32(at + EVENTS, Math.min(before + events, MAX_EVENTS), true);
     // Stored modulo 2^32 by setUint32.
@@ -236,11 +237,11 @@ function highWord(pfn: number, lo: number): number {
   return hi;
 }
 
-function emptyRow(): PfnCounts {
+function emptyRow(): PfnRow {
   return { pfn: 0, gets: 0, puts: 0, net: 0, events: 0, lastCount: 0, lastMapcount: 0, lastNs: 0 };
 }
 
-function readRow(chunk: DataView, at: number, pfn: number, row: PfnCounts): PfnCounts {
+function readRow(chunk: DataView, at: number, pfn: number, row: PfnRow): PfnRow {
   row.pfn = pfn;
   row.gets = chunk.getUint32(at + GETS, true);
   row.puts = chunk.getUint32(at + PUTS, true);

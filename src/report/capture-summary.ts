@@ -7,13 +7,13 @@ import { cmaAllocFailed, EventBatch, isolationFailed } from '../record/event-bat
 import { EVENT_COUNT, EVENT_NAMES, EventName, EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
-import { PfnRow, PfnTable } from '../holds/pfn-table';
+import { PfnCounters, PfnRow } from '../holds/pfn-counters';
 import { referenceDelta } from '../holds/reference-delta';
 
 export class CaptureSummary implements CaptureSink {
   capturedHeader: CaptureHeader | undefined;
   readonly eventsByType = new Float64Array(EVENT_COUNT);
-  readonly pfns = new PfnTable();
+  readonly pfns = new PfnCounters();
   lastCounters: KernelCounters | undefined;
   ending: StreamEnd | undefined;
   isolationTests = 0;
@@ -39,8 +39,7 @@ export class CaptureSummary implements CaptureSink {
       this.eventsByType[type]++;
       if (batch.tsNs[i] > this.lastTsNs) this.lastTsNs = batch.tsNs[i];
       if (isPageRefEvent(type)) {
-        const delta = referenceDelta(type, batch.val[i], batch.ret[i]);
-        this.pfns.add(batch.pfn[i], delta > 0 ? delta : 0, delta < 0 ? -delta : 0);
+        this.pfns.add(batch.pfn[i], referenceDelta(type, batch.val[i], batch.ret[i]), batch.count[i], batch.mapcount[i], batch.tsNs[i]);
       } else if (type === EventType.TestPagesIsolated) {
         this.isolationTests++;
         if (isolationFailed(batch, i)) {
@@ -66,7 +65,7 @@ export class CaptureSummary implements CaptureSink {
   /** --aggregate captures: the kernel's per-pfn sums, added like events. */
   pfnCounts(counts: PfnCounts): void {
     for (let i = 0; i < counts.pfn.length; i++) {
-      this.pfns.add(counts.pfn[i], counts.gets[i], counts.puts[i], counts.events[i]);
+      this.pfns.merge(counts.pfn[i], counts.gets[i], counts.puts[i], counts.events[i], counts.lastCount[i], NaN, counts.lastTsNs[i]);
       this.aggregatedEvents += counts.events[i];
       if (counts.lastTsNs[i] > this.lastTsNs) this.lastTsNs = counts.lastTsNs[i];
     }
@@ -200,7 +199,7 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
       busyRetries: summary.cmaBusyRetries,
       releases: summary.cmaReleases,
     },
-    top: summary.pfns.top(top, byOutstandingReferences).map((row) => ({ ...row, pfn: hexPfn(row.pfn) })),
+    top: summary.pfns.top(top, byOutstandingReferences).map((row) => ({ pfn: hexPfn(row.pfn), gets: row.gets, puts: row.puts, net: row.net, events: row.events })),
   };
 }
 

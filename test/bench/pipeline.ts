@@ -153,8 +153,9 @@ function holdTableBytesPerPfn(): number {
   return holds.bytes / holds.size;
 }
 
-/** Milliseconds to pick the top rows of `counters` as the report and a live view do: the median of a few. */
+/** Milliseconds to pick the top rows of `counters` as the report and a live view do: the median of a few, after one to warm up. */
 function topMs(counters: PfnCounters): number {
+  counters.top(TOP_ROWS, byOutstandingReferences); // warm up the JIT
   const times: number[] = [];
   for (let run = 0; run < TOP_RUNS; run++) {
     const started = process.hrtime.bigint();
