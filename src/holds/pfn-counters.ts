@@ -14,18 +14,18 @@
 //              first event on any of its pfns
 // An event costs two array loads and the reads and writes of its row. Hot
 // pages are all over memory, so regions change often: a Map lookup on each
-// change cost more than all the rest (a CPU profile of the benchmark).
+// change cost a quarter of the benchmark's time (BENCHMARKS.md).
 //
 // Memory (process.memoryUsage().rss on Node 20): a chunk is 7,168 bytes plus
 // about 380 bytes of ArrayBuffer, DataView and backing store; a region's
-// slots are 32 KiB. Dense, as on a real host: 29.6 bytes per pfn. Worst
+// slots are 32 KiB. Dense, as on a real host: 29.5 bytes per pfn. Worst
 // case, tracked pfns 256 or more apart: 7.4 KiB per pfn, plus 32 KiB for a
 // pfn alone in its region. 256-pfn chunks bound that worst case to 256 times
 // the dense cost while the per-chunk objects stay near 1.5 bytes per pfn
 // (64-pfn chunks: 6 bytes, which would break the 32-byte budget).
 //
 // Row, little-endian (BENCHMARKS.md: a 32-byte stride with Float64Array and
-// Int32Array views was no faster and costs 34 bytes per pfn):
+// Int32Array views was no faster, and costs 34 bytes per pfn):
 //    0  float64  lastNs        time of the newest event, ns since the capture's base
 //    8  uint32   gets          references taken, modulo 2^32
 //   12  uint32   puts          references dropped, modulo 2^32
@@ -195,8 +195,8 @@ export class PfnCounters {
 
   /** The chunk of the pfn hi:lo (uint32 words), allocated if new. */
   private chunkOf(lo: number, hi: number): DataView {
-    // Near regions are indexed with int32 arithmetic: a float index (hi * 4096 + ...)
-    // sent V8 down its generic element lookup, 35 ns an event.
+    // Near regions are indexed with int32 arithmetic: the same index computed
+    // as a float (hi * 4096 + ...) was about 15 ns an event slower.
     const region =
       (hi < NEAR_HI ? this.nearRegions[(hi << (32 - REGION_SHIFT)) | (lo >>> REGION_SHIFT)] : this.farRegions.get(hi * REGIONS_PER_2_32 + (lo >>> REGION_SHIFT))) ??
       this.newRegion(lo, hi);
