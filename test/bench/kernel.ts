@@ -5,9 +5,10 @@
 // (targets and results are in BENCHMARKS.md).
 //
 //   node dist/test/bench/kernel.js [--json] [--kernel NAME] [--rounds N] [--runs N] [--keep DIR] [--timeout SEC]
+//   node dist/test/bench/kernel.js [--json] --from DIR     the results a --keep DIR run left, again
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectPath } from '../../src/paths';
@@ -84,6 +85,7 @@ interface Options {
   rounds: number;
   runs: number;
   keep?: string;
+  from?: string;
   timeoutSec?: number;
 }
 
@@ -110,6 +112,7 @@ function parseArgs(argv: string[]): Options {
     if (arg === '--json') options.json = true;
     else if (arg === '--kernel') options.kernel = value();
     else if (arg === '--keep') options.keep = value();
+    else if (arg === '--from') options.from = value();
     else if (arg === '--rounds' || arg === '--runs' || arg === '--timeout') {
       const n = Number(value());
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`${arg} takes a whole number above 0`);
@@ -242,7 +245,7 @@ function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds
   const base = r.baseNs;
   const lines: string[] = [];
   const machine = facts.notes.get('kernel')?.[0]?.text ?? r.kernel;
-  lines.push(`kernel overhead: ${machine}; ${r.workload}; best of ${r.rounds} interleaved rounds x ${runsPerStart} runs; the boot took ${seconds.toFixed(0)} s`);
+  lines.push(`kernel overhead: ${machine}; ${r.workload}; best of ${r.rounds} interleaved rounds x ${runsPerStart} runs; the boot took ${Number.isNaN(seconds) ? '?' : seconds.toFixed(0)} s`);
   const rows: string[][] = [['mode', 'best ms', 'overhead ms', 'overhead %', 'attach s', 'runs', 'best per round ms']];
   for (const mode of MODES) {
     const ns = modeNs(r, mode);
@@ -297,6 +300,27 @@ function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds
   return lines.join('\n') + '\n';
 }
 
+function print(summary: KernelBench, facts: Facts, json: boolean, runsPerStart: number, seconds: number): void {
+  if (json) process.stdout.write(JSON.stringify({ kernel: summary }) + '\n');
+  else process.stdout.write(humanReport(summary, facts, runsPerStart, seconds));
+}
+
+/** --from DIR: rounds and runs as bench.tsv has them, the kernel as the guest named it. */
+function printAgain(dir: string, json: boolean): number {
+  const facts = readFacts(dir);
+  const runs = [...facts.ns.values()].flat().filter((r) => r.round > 0);
+  if (runs.length === 0) {
+    process.stderr.write(`bench kernel: no workload times in ${join(dir, 'bench.tsv')}\n`);
+    return 1;
+  }
+  const rounds = Math.max(...runs.map((r) => r.round));
+  const runsPerStart = Math.max(...[...facts.ns.values()].flatMap((list) => list.filter((r) => r.round === 1).length));
+  const kernel = (facts.notes.get('kernel')?.[0]?.text ?? 'unknown').split(',')[0];
+  const seconds = Number(/^\d+(\.\d+)?/.exec(readFileSync(join(dir, 'bench.seconds'), { encoding: 'utf8', flag: 'a+' }))?.[0] ?? NaN);
+  print(summarise(kernel, rounds, facts), facts, json, runsPerStart, seconds);
+  return 0;
+}
+
 async function main(): Promise<number> {
   let options: Options;
   try {
@@ -306,6 +330,7 @@ async function main(): Promise<number> {
     process.stderr.write(`bench kernel: ${error.message}\n`);
     return 2;
   }
+  if (options.from) return printAgain(options.from, options.json);
   const kernels = findKernels();
   const kernel = kernels.find((k) => k.name === options.kernel);
   if (!kernel) {
@@ -345,8 +370,8 @@ async function main(): Promise<number> {
     process.stderr.write(`bench kernel: the guest script exited ${result.exitCode}${summary.baseNs === null ? ' and left no base time' : ''}; logs in ${outDir}\n${result.log.slice(-2000)}`);
     return 1;
   }
-  if (options.json) process.stdout.write(JSON.stringify({ kernel: summary }) + '\n');
-  else process.stdout.write(humanReport(summary, facts, options.runs, result.seconds));
+  writeFileSync(join(outDir, 'bench.seconds'), `${result.seconds}\n`);
+  print(summary, facts, options.json, options.runs, result.seconds);
   return 0;
 }
 

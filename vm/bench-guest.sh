@@ -1,0 +1,235 @@
+#!/bin/sh
+# Runs inside a test kernel (test/bench/kernel.ts boots it): the wall time of
+# one page-churning workload with nothing attached, under ftrace, bpftrace and
+# pageref's modes, the modes interleaved and their order rotated each round.
+# Leaves bench.tsv (and logs, report JSON) in $PAGEREF_OUT; decides nothing.
+#
+# usage: sh vm/bench-guest.sh MIB CHURN_ROUNDS ROUNDS RUNS [MODE...]
+# Each round starts every tracer once and runs the workload RUNS times under it.
+#
+# bench.tsv, one tab-separated line per fact:
+#   ns      ROUND MODE NS               the workload's own elapsed time, one per run
+#   attach  ROUND MODE START END        /proc/uptime when started, when attached
+#   error   ROUND MODE TEXT             the mode could not be measured this round
+#   note    ROUND MODE TEXT             what the tracer said (events, drops, overruns)
+#   report  ROUND MODE FILE             `pageref report --json` of that capture
+set -u
+out="${PAGEREF_OUT:?is set in the test VM only: test/bench/kernel.ts runs this script}"
+T=/sys/kernel/tracing
+MIB=$1
+CHURN_ROUNDS=$2
+ROUNDS=$3
+RUNS=$4
+shift 4
+[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate
+MODES="$*"
+TSV="$out/bench.tsv"
+: > "$TSV"
+# Modes whose tracer refused its arguments (exit status 2): not retried.
+REFUSED=' '
+
+. test/vm/guest-lib.sh
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+fact() {
+	printf '%s\t%s\t%s\t%s\n' "$@" >> "$TSV"
+}
+
+# last_line FILE: for an error fact, the last line the tool said about itself
+# ("pageref ...", "ERROR: ..."), or of a crash ("Error: ..."), else the last line.
+last_line() {
+	line=$(grep -E '^(pageref|ERROR|[A-Za-z]*Error)' "$1" 2>/dev/null | tail -n 1)
+	[ -n "$line" ] || line=$(grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1)
+	printf '%s' "$line" | tr '\t' ' '
+}
+
+# churn ROUND MODE: one timed run of the workload.
+churn() {
+	build/Release/page-churn "$MIB" "$CHURN_ROUNDS" -t < /dev/null > "$TMPDIR/churn.out" 2>&1
+	rc=$?
+	ns=$(sed -n 's/^elapsed \([0-9][0-9]*\) ns$/\1/p' "$TMPDIR/churn.out")
+	if [ $rc -eq 0 ] && [ -n "$ns" ]; then
+		fact ns "$1" "$2" "$ns"
+	else
+		fact error "$1" "$2" "page-churn exited $rc: $(last_line "$TMPDIR/churn.out")"
+	fi
+}
+
+# churn_runs ROUND MODE: the workload RUNS times, under whatever is attached.
+# The first run after an attach is often slower (pageref: V8 compiles the
+# drain path on the first events, under TCG), so the host takes the fastest.
+churn_runs() {
+	n=0
+	while [ $n -lt "$RUNS" ]; do
+		churn "$1" "$2"
+		n=$((n + 1))
+	done
+}
+
+# stop PID: SIGINT, up to 120 s to finish, then SIGKILL; returns its exit status.
+stop() {
+	kill -INT "$1" 2>/dev/null
+	i=0
+	# sleep is a foreground command, so the shell reaps the tracer while it waits.
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 1200 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null
+	wait "$1"
+}
+
+# attached_probes PID: how many page_ref tracepoints PID has a BPF program on.
+attached_probes() {
+	bpftool perf show 2>/dev/null | grep "^pid $1 " | grep -c 'tracepoint  *page_ref_'
+}
+
+# --- the modes ---------------------------------------------------------------
+
+run_base() {
+	churn_runs "$1" base
+}
+
+# run_ftrace ROUND MODE STACKTRACE(0|1)
+run_ftrace() {
+	echo "$3" > $T/options/stacktrace
+	echo 1 > $T/events/page_ref/enable
+	n=0
+	while [ $n -lt "$RUNS" ]; do
+		echo > $T/trace
+		churn "$1" "$2"
+		# overrun > 0: the buffer wrapped (ftrace kept writing, over its oldest events)
+		fact note "$1" "$2" "$(cat $T/per_cpu/cpu*/stats | awk '/^entries:/ { e += $2 } /^overrun:/ { o += $2 } END { printf "%d entries, %d overrun", e, o }')"
+		n=$((n + 1))
+	done
+	echo 0 > $T/events/page_ref/enable
+	echo 0 > $T/options/stacktrace
+	echo > $T/trace
+}
+
+# run_bpftrace ROUND MODE PROGRAM
+run_bpftrace() {
+	log="$TMPDIR/bpftrace.log"
+	start=$(uptime_s)
+	# Room for every pfn the guest has (twice its pages): bpftrace's default of 4096 keys
+	# would fill up, and failed updates are cheaper than the real thing. The
+	# stack map keeps the default (a few hundred distinct stacks).
+	if [ "$2" = bpftrace ]; then
+		BPFTRACE_MAP_KEYS_MAX=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 2)) bpftrace -e "$3" > "$log" 2>&1 &
+	else
+		bpftrace -e "$3" > "$log" 2>&1 &
+	fi
+	tracer=$!
+	# "Attaching N probes..." comes before the attaching: wait until every
+	# page_ref tracepoint has bpftrace's program on it.
+	want=$(ls -d $T/events/page_ref/page_ref_* | wc -l)
+	i=0
+	while [ "$(attached_probes $tracer)" -lt "$want" ] && kill -0 $tracer 2>/dev/null && [ $i -lt 1800 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ "$(attached_probes $tracer)" -ge "$want" ]; then
+		fact attach "$1" "$2" "$start	$(uptime_s)"
+		churn_runs "$1" "$2"
+		stop $tracer
+	else
+		if kill -0 $tracer 2>/dev/null; then
+			fact error "$1" "$2" "bpftrace did not attach to $want page_ref tracepoints within 180 s: $(last_line "$log")"
+			stop $tracer
+		else
+			wait $tracer
+			rc=$?
+			fact error "$1" "$2" "bpftrace exited $rc: $(last_line "$log")"
+		fi
+	fi
+	fact note "$1" "$2" "$(head -n 1 "$log")"
+}
+
+# run_pageref ROUND MODE RECORD_FLAGS...
+run_pageref() {
+	round=$1
+	mode=$2
+	shift 2
+	capture="$TMPDIR/bench.pgref"
+	log="$out/record-$mode-$round.log"
+	rm -f "$capture"
+	start=$(uptime_s)
+	node bin/pageref.js record -o "$capture" "$@" > "$log" 2>&1 &
+	tracer=$!
+	if wait_attached "$log" $tracer; then
+		fact attach "$round" "$mode" "$start	$(uptime_s)"
+		churn_runs "$round" "$mode"
+		stop $tracer
+		rc=$?
+		[ $rc -eq 0 ] || fact error "$round" "$mode" "pageref record exited $rc after the run: $(last_line "$log")"
+		fact note "$round" "$mode" "$(grep ' events in ' "$log" | tr '\t' ' ')"
+		if [ "$mode" = pageref ] && [ -s "$capture" ]; then
+			node bin/pageref.js report --json "$capture" > "$out/report-$round.json" 2> "$out/report-$round.err" &&
+				fact report "$round" "$mode" "report-$round.json"
+		fi
+	elif kill -0 $tracer 2>/dev/null; then
+		fact error "$round" "$mode" "pageref record did not attach within 60 s: $(last_line "$log")"
+		stop $tracer
+	else
+		wait $tracer
+		rc=$?
+		fact error "$round" "$mode" "pageref record exited $rc: $(last_line "$log")"
+		# A usage error will not go away in the next round.
+		[ $rc -eq 2 ] && REFUSED="$REFUSED$mode "
+	fi
+	rm -f "$capture"
+}
+
+run_mode() {
+	case "$REFUSED" in
+	*" $2 "*)
+		fact error "$1" "$2" "skipped: refused its arguments in an earlier round"
+		return
+		;;
+	esac
+	case "$2" in
+	base) run_base "$1" ;;
+	ftrace) run_ftrace "$1" "$2" 0 ;;
+	ftraceStack) run_ftrace "$1" "$2" 1 ;;
+	bpftrace) run_bpftrace "$1" "$2" 'tracepoint:page_ref:* { @[args->pfn] = count(); } END { clear(@); }' ;;
+	bpftraceStack) run_bpftrace "$1" "$2" 'tracepoint:page_ref:* { @[kstack] = count(); } END { clear(@); }' ;;
+	pageref) run_pageref "$1" "$2" --no-stacks ;;
+	pagerefStack) run_pageref "$1" "$2" ;;
+	pagerefSampled) run_pageref "$1" "$2" --no-stacks --sample-pfn 64 ;;
+	pagerefAggregate) run_pageref "$1" "$2" --aggregate ;;
+	*) fact error "$1" "$2" "unknown mode" ;;
+	esac
+}
+
+# --- the rounds ---------------------------------------------------------------
+
+# Large enough for one run's events with stacks on the CPU that runs the
+# workload; `overrun` in the notes says if it was not.
+echo 65536 > $T/buffer_size_kb
+
+fact note 0 kernel "$(uname -r), bpf_jit_enable=$(cat /proc/sys/net/core/bpf_jit_enable 2>/dev/null), $(nproc) CPUs, $(awk '/^MemTotal:/ { print $2 / 1024 }' /proc/meminfo) MiB"
+
+# The first runs after boot are slower (TCG translates the code once).
+churn 0 warmup
+churn 0 warmup
+
+count=$(echo $MODES | wc -w)
+round=1
+while [ $round -le "$ROUNDS" ]; do
+	# Rotate the order by one each round, so no mode always follows the same one.
+	set -- $MODES
+	i=0
+	while [ $i -lt $(((round - 1) % count)) ]; do
+		first=$1
+		shift
+		set -- "$@" "$first"
+		i=$((i + 1))
+	done
+	for mode in "$@"; do
+		run_mode $round "$mode"
+	done
+	round=$((round + 1))
+done
+echo 1408 > $T/buffer_size_kb
+exit 0
