@@ -5,7 +5,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { CaptureError } from '../capture/capture-reader';
 import { renderDoctor, runDoctor } from '../doctor/doctor';
 import { collect, parseBytes, parseComm, parseCount, parseInteger, parsePfnRange, parsePid, parseSeconds, parseStacksMode, UsageError } from './arguments';
-import { DEFAULT_BUFFER_BYTES, DEFAULT_MAX_PFNS, DEFAULT_STACK_ENTRIES, DEFAULT_STACK_SAMPLE, recordCommand } from './record-command';
+import { DEFAULT_BUFFER_BYTES, DEFAULT_MAX_PFNS, DEFAULT_STACK_ENTRIES, DEFAULT_STACK_SAMPLE, recordCommand, TraceScope } from './record-command';
+import { DEFAULT_TOP_ROWS, parseFilterOption, parseSpeed, parseView, topCommand } from './top-command';
 import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
@@ -30,42 +31,20 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       setExit(report.ok ? 0 : EXIT_FAILURE);
     });
 
-  program
-    .command('record')
-    .description('record page reference events to a capture file')
-    .requiredOption('-o, --output <file>', 'capture file to write (created 0600)')
-    .option('-d, --duration <seconds>', 'stop after this many seconds (default: until SIGINT or SIGTERM)', (v) => parseSeconds(v, '--duration'))
-    .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
-    .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
-    .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex; repeatable)', collect(parsePfnRange))
-    .option('--cma', 'only page_ref events on the pfns of the CMA areas (read from debugfs)')
-    .addOption(new Option('--stacks <mode>', 'kernel stacks: all | sampled (the records of 1 in --stack-sample pfns) | armed (records with stacks only for pages isolation failed on, from then on) | none').default('all').argParser(parseStacksMode))
-    .option('--no-stacks', 'do not record kernel stacks (same as --stacks none)')
-    .addOption(new Option('--stack-sample <n>', '--stacks sampled: stacks for 1 in N pfns').default(DEFAULT_STACK_SAMPLE).argParser((v) => parseCount(v, '--stack-sample')))
-    .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
-    .addOption(new Option('--sample-events <n>', 'keep 1 in N page_ref events').default(1).argParser((v) => parseCount(v, '--sample-events')))
-    .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
-    .addOption(new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS).argParser((v) => parseCount(v, '--max-pfns')))
-    .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
-    .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
+  addTraceOptions(
+    program
+      .command('record')
+      .description('record page reference events to a capture file')
+      .requiredOption('-o, --output <file>', 'capture file to write (created 0600)')
+      .option('-d, --duration <seconds>', 'stop after this many seconds (default: until SIGINT or SIGTERM)', (v) => parseSeconds(v, '--duration')),
+  )
     .option('-f, --force', 'replace the output file if it exists')
     .action(async (options) => {
       setExit(
         await recordCommand({
           output: options.output,
           durationSec: options.duration,
-          pids: options.pid ?? [],
-          comms: options.comm ?? [],
-          pfnRanges: options.pfn ?? [],
-          cma: Boolean(options.cma),
-          stacks: options.stacks === false ? 'none' : options.stacks,
-          stackSample: options.stackSample,
-          samplePfn: options.samplePfn,
-          sampleEvents: options.sampleEvents,
-          aggregate: Boolean(options.aggregate),
-          maxPfns: options.maxPfns,
-          bufferBytes: options.bufferSize,
-          stackEntries: options.stackEntries,
+          ...traceScope(options),
           force: Boolean(options.force),
           commandLine: ['pageref', ...argv.slice(2)],
         }),
@@ -100,6 +79,39 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       }
     });
 
+  addTraceOptions(
+    program
+      .command('top')
+      .description('a live, top-style view of who holds page references, which pages are stuck, and whether the tracer keeps up')
+      .option('--replay <file>', 'play a capture instead of tracing live')
+      .option('--speed <x>', '--replay: times the recorded pace; 0 or max: as fast as possible (default 1)', parseSpeed)
+      .addOption(new Option('-d, --delay <seconds>', 'refresh interval (a replay: seconds of capture time)').default(1).argParser((v) => parseSeconds(v, '--delay')))
+      .option('-b, --batch [n]', 'print N plain-text snapshots, one per interval, then stop (default 1)', (v) => parseCount(v, '--batch'))
+      .option('--json', 'print snapshots as JSON lines (the contract is in the README); N from --batch')
+      .addOption(new Option('--view <view>', 'view to show: pages, holders or failures').default('pages').argParser(parseView))
+      .option('--sort <column>', 'sort column of that view (as the s key cycles them)')
+      .option('--filter <words>', 'show only pfn ranges, pfns or comms (as the / key)', parseFilterOption)
+      .addOption(new Option('--rows <n>', 'batch and JSON: rows per view').default(DEFAULT_TOP_ROWS).argParser((v) => parseCount(v, '--rows'))),
+  ).action(async (options, command: Command) => {
+    const live = TRACE_OPTION_NAMES.filter((name) => command.getOptionValueSource(name) === 'cli');
+    setExit(
+      await topCommand({
+        replay: options.replay,
+        speed: options.speed,
+        delaySec: options.delay,
+        batch: options.batch === undefined ? null : options.batch === true ? 1 : options.batch,
+        json: Boolean(options.json),
+        view: options.view,
+        sort: options.sort,
+        filter: options.filter,
+        rows: options.rows,
+        traceOptionsGiven: live.map((name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`),
+        scope: traceScope(options),
+        commandLine: ['pageref', ...argv.slice(2)],
+      }),
+    );
+  });
+
   program
     .command('demo')
     .description('boot a bundled test kernel in QEMU, block CMA allocations, record them and report')
@@ -110,6 +122,45 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     });
 
   return program;
+}
+
+/** The options of `record` that say what to trace and how much to keep; `top` takes the same. */
+function addTraceOptions(command: Command): Command {
+  return command
+    .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
+    .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
+    .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex; repeatable)', collect(parsePfnRange))
+    .option('--cma', 'only page_ref events on the pfns of the CMA areas (read from debugfs)')
+    .addOption(new Option('--stacks <mode>', 'kernel stacks: all | sampled (the records of 1 in --stack-sample pfns) | armed (records with stacks only for pages isolation failed on, from then on) | none').default('all').argParser(parseStacksMode))
+    .option('--no-stacks', 'do not record kernel stacks (same as --stacks none)')
+    .addOption(new Option('--stack-sample <n>', '--stacks sampled: stacks for 1 in N pfns').default(DEFAULT_STACK_SAMPLE).argParser((v) => parseCount(v, '--stack-sample')))
+    .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
+    .addOption(new Option('--sample-events <n>', 'keep 1 in N page_ref events').default(1).argParser((v) => parseCount(v, '--sample-events')))
+    .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
+    .addOption(new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS).argParser((v) => parseCount(v, '--max-pfns')))
+    .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
+    .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')));
+}
+
+/** Commander's names (camel case) of the options addTraceOptions adds. */
+const TRACE_OPTION_NAMES = ['pid', 'comm', 'pfn', 'cma', 'stacks', 'stackSample', 'samplePfn', 'sampleEvents', 'aggregate', 'maxPfns', 'bufferSize', 'stackEntries'];
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function traceScope(options: Record<string, any>): TraceScope {
+  return {
+    pids: options.pid ?? [],
+    comms: options.comm ?? [],
+    pfnRanges: options.pfn ?? [],
+    cma: Boolean(options.cma),
+    stacks: options.stacks === false ? 'none' : options.stacks,
+    stackSample: options.stackSample,
+    samplePfn: options.samplePfn,
+    sampleEvents: options.sampleEvents,
+    aggregate: Boolean(options.aggregate),
+    maxPfns: options.maxPfns,
+    bufferBytes: options.bufferSize,
+    stackEntries: options.stackEntries,
+  };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -176,6 +176,20 @@ export class HoldTable {
     return slot < 0 ? [] : this.hold.list(this.cols, slot);
   }
 
+  /**
+   * Visits every outstanding get, page by page in the order pages were first
+   * seen, each page's oldest first. Allocates nothing per hold: a live view
+   * (pageref top) groups a million pages' holds by stack every frame.
+   */
+  forEachHold(visit: (pfn: number, stackId: number, tgid: number, comm: number, refs: number, takenNs: number) => void): void {
+    const { cols: c, hold } = this;
+    for (let slot = 0; slot < this.index.size; slot++) {
+      if (c.head[slot] === NONE) continue;
+      const pfn = this.index.pfnOf(slot);
+      for (let h = c.head[slot]; h !== NONE; h = hold.next[h]) visit(pfn, hold.stackId[h], hold.tgid[h], hold.comm[h], hold.refs[h], hold.takenNs[h]);
+    }
+  }
+
   /** Bytes held by the table's typed arrays (for the benchmarks). */
   get bytes(): number {
     return this.index.bytes + this.cols.bytes + this.hold.bytes;
