@@ -131,3 +131,29 @@ test('a capture without a trailer (the recorder was killed) is reported as not f
   const cut = replayCapture(path, { header: () => {}, stacks: () => {}, events: () => {}, counters: () => {}, end: () => {} });
   t.regex(cut.truncated ?? '', /cut short/);
 });
+
+test('per-pfn counts frames read back and add up; rows without events or with impossible pfns are refused', (t) => {
+  const good = tempPath('counts.pgref');
+  writeCapture(good, [], {
+    recordOptions: { aggregateSlots: 16 },
+    pfnCounts: [
+      { pfn: [3, 9], gets: [2, 0], puts: [1, 1], events: [3, 1], lastCount: [1, 0], lastTsNs: [10, 20] },
+      { pfn: [3], gets: [1], puts: [0], events: [1], lastCount: [2], lastTsNs: [30] },
+    ],
+  });
+  const summary = new CaptureSummary();
+  replayCapture(good, summary);
+  const report = reportJson(summary, 5);
+  t.is(report.aggregatedEvents, 5);
+  t.deepEqual(report.top[0], { pfn: '0x3', gets: 3, puts: 1, net: 2, events: 4 });
+
+  for (const [bad, message] of [
+    [{ pfn: [3], gets: [1], puts: [0], events: [0], lastCount: [1], lastTsNs: [1] }, /row without events/],
+    [{ pfn: [2 ** 53], gets: [1], puts: [0], events: [1], lastCount: [1], lastTsNs: [1] }, /impossible pfn/],
+    [{ pfn: [3, 4], gets: [1], puts: [0, 0], events: [1, 1], lastCount: [1, 1], lastTsNs: [1, 1] }, /1 values of gets for 2 pfns/],
+  ] as const) {
+    const path = tempPath('bad-counts.pgref');
+    writeCapture(path, [], { pfnCounts: [{ ...bad, pfn: [...bad.pfn], gets: [...bad.gets], puts: [...bad.puts], events: [...bad.events], lastCount: [...bad.lastCount], lastTsNs: [...bad.lastTsNs] }] });
+    t.throws(() => replayCapture(path, new CaptureSummary()), { instanceOf: CaptureError, message });
+  }
+});

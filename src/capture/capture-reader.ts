@@ -107,12 +107,19 @@ function decodeColumns(columns: DecodedColumns, strings: StringTable): EventBatc
   return batch;
 }
 
-function checkedCounts(totals: PfnCounts): PfnCounts {
-  const rows = totals.pfn.length;
+// Every row is a pfn whose count moved: a pfn beyond any physical address
+// or a row without events is damage, and would upset the per-pfn tables.
+function checkedCounts(counts: PfnCounts): PfnCounts {
+  const rows = counts.pfn.length;
   for (const key of ['gets', 'puts', 'events', 'lastCount', 'lastTsNs'] as const) {
-    if (totals[key].length !== rows) throw new CaptureError(`a pfn totals frame has ${totals[key].length} values of ${key} for ${rows} pfns`);
+    if (counts[key].length !== rows) throw new CaptureError(`a pfn counts frame has ${counts[key].length} values of ${key} for ${rows} pfns`);
   }
-  return totals;
+  for (let i = 0; i < rows; i++) {
+    const pfn = counts.pfn[i];
+    if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= 2 ** 52) throw new CaptureError(`a pfn counts frame has an impossible pfn ${pfn}`);
+    if (!(counts.events[i] >= 1)) throw new CaptureError(`a pfn counts frame has a row without events (pfn 0x${pfn.toString(16)})`);
+  }
+  return counts;
 }
 
 type NextPayload = { done: false; payload: Uint8Array } | { done: true; truncated?: string };
