@@ -47,6 +47,9 @@ const FOOTER = 'q quit  ? help  1 pages  2 holders  3 failures  s/</> sort  r re
 
 const VIEW_TITLES: Record<TopView, string> = { pages: 'Pages', holders: 'Holders (by stack)', failures: 'Isolation failures' };
 
+/** The holder or stack column keeps at least this much before other columns go: it is the answer. */
+const FLEX_MIN = 24;
+
 interface Column<R> {
   title: string;
   /** Sort key this column shows, if it sorts. */
@@ -230,9 +233,9 @@ function formatTable<R>(columns: Column<R>[], rows: R[], width: number, sort: st
     const natural = Math.max(titles[i].length, ...cells.map((r) => r[i].length));
     return c.flex || c.max === undefined ? natural : Math.min(natural, c.max);
   });
-  // Drop the least important columns until the fixed ones and 12 columns of the flexible one fit.
+  // Drop the least important columns until the fixed ones and FLEX_MIN columns of the flexible one fit.
   const kept = columns.map(() => true);
-  const used = () => columns.reduce((sum, c, i) => sum + (kept[i] ? (c.flex ? Math.min(widths[i], 12) : widths[i]) + 1 : 0), -1);
+  const used = () => columns.reduce((sum, c, i) => sum + (kept[i] ? (c.flex ? Math.min(widths[i], FLEX_MIN) : widths[i]) + 1 : 0), -1);
   const order = columns.map((c, i) => ({ c, i })).filter(({ c }) => c.priority > 0).sort((a, b) => b.c.priority - a.c.priority || b.i - a.i);
   for (const { i } of order) {
     if (used() <= width) break;
