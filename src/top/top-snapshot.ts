@@ -5,6 +5,7 @@
 import { BusyPfn, NO_HOLDER } from '../blame/blame-analysis';
 import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from '../blame/stack-kinds';
 import type { PfnRow as PfnCounts } from '../holds/pfn-counters';
+import { PfnIndex } from '../holds/pfn-index';
 import { topN } from '../holds/top-n';
 import { EVENT_NAMES, EventName } from '../record/event-types';
 import { migrateTypeName, pageFlagNames } from './page-flags';
@@ -275,6 +276,8 @@ function selectPages(state: TopState, q: SnapshotQuery, nowNs: number): { rows: 
         const row = table.get(pfn);
         if (row) visit(row);
       }
+    } else if (filter.ranges.length === 0) {
+      table.forEach(visit);
     } else {
       table.forEach((row) => {
         if (inRanges(filter, row.pfn)) visit(row);
@@ -283,10 +286,10 @@ function selectPages(state: TopState, q: SnapshotQuery, nowNs: number): { rows: 
   };
 
   if (q.sort === 'age') {
-    const oldest = oldestHolds(state, filter);
     matching = countPages(state, held, filter);
-    const better = (a: [number, number], b: [number, number]) => sign * (nowNs - a[1] - (nowNs - b[1])) || a[0] - b[0];
-    chosen = topN<[number, number]>((visit) => oldest.forEach((takenNs, pfn) => visit([pfn, takenNs])), q.limit, better).map(([pfn]) => pfn);
+    // Older (taken earlier) first; `sign` is -1 for largest age first.
+    const better = (a: OldestHold, b: OldestHold) => -sign * (a.takenNs - b.takenNs) || a.pfn - b.pfn;
+    chosen = topN<OldestHold>((visit) => eachOldestHold(state, filter, visit), q.limit, better, (c) => ({ ...c })).map((c) => c.pfn);
     if (chosen.length < q.limit) {
       // Pages without a tracked hold have no age: they follow, by pfn.
       const have = new Set(chosen);
@@ -320,16 +323,16 @@ function selectPages(state: TopState, q: SnapshotQuery, nowNs: number): { rows: 
     };
     const value = field[q.sort] ?? field.net;
     const better = q.sort === 'net' ? byNet(sign === -1 ? 1 : -1) : (a: PfnCounts, b: PfnCounts) => sign * (value(a) - value(b)) || a.pfn - b.pfn;
-    chosen = topN<PfnCounts>(
-      (visit) =>
-        eachPage(state.pfns, (row) => {
-          matching++;
-          visit(row);
-        }),
-      q.limit,
-      better,
-      (r) => ({ ...r }),
-    ).map((r) => r.pfn);
+    const filtered = held !== undefined || filter.ranges.length > 0;
+    const each = filtered
+      ? (visit: (row: PfnCounts) => void) =>
+          eachPage(state.pfns, (row) => {
+            matching++;
+            visit(row);
+          })
+      : (visit: (row: PfnCounts) => void) => eachPage(state.pfns, visit);
+    chosen = topN<PfnCounts>(each, q.limit, better, (r) => ({ ...r })).map((r) => r.pfn);
+    if (!filtered) matching = state.pfns.size;
   }
   return { rows: chosen.map((pfn) => pageRow(state, pfn, nowNs)), matching };
 }
@@ -370,29 +373,36 @@ function commMatcher(state: TopState, filter: TopFilter): (comm: number) => bool
   };
 }
 
-/** pfn -> time its oldest outstanding hold was taken, for pages passing the filter. */
-function oldestHolds(state: TopState, filter: TopFilter): Map<number, number> {
-  const oldest = new Map<number, number>();
+interface OldestHold {
+  pfn: number;
+  takenNs: number;
+}
+
+/**
+ * Visits each page passing the filter that has an outstanding hold, with the
+ * time its oldest was taken: one cursor object, refilled (a Map of a million
+ * pages cost 700 ms a frame).
+ */
+function eachOldestHold(state: TopState, filter: TopFilter, visit: (page: OldestHold) => void): void {
   const matches = commMatcher(state, filter);
   const comms = filter.comms.length > 0;
-  let pagePfn = -1;
-  let pageOldest = Infinity;
+  const ranges = filter.ranges.length > 0;
+  const cursor: OldestHold = { pfn: -1, takenNs: Infinity };
   let pageMatches = false;
   const flush = () => {
-    if (pagePfn >= 0 && pageMatches && inRanges(filter, pagePfn)) oldest.set(pagePfn, pageOldest);
+    if (cursor.pfn >= 0 && pageMatches && (!ranges || inRanges(filter, cursor.pfn))) visit(cursor);
   };
   state.analysis.holds.forEachHold((pfn, _stack, _tgid, comm, _refs, takenNs) => {
-    if (pfn !== pagePfn) {
+    if (pfn !== cursor.pfn) {
       flush();
-      pagePfn = pfn;
-      pageOldest = Infinity;
+      cursor.pfn = pfn;
+      cursor.takenNs = Infinity;
       pageMatches = !comms;
     }
-    if (takenNs < pageOldest) pageOldest = takenNs;
-    if (comms && matches(comm)) pageMatches = true;
+    if (takenNs < cursor.takenNs) cursor.takenNs = takenNs;
+    if (comms && !pageMatches && matches(comm)) pageMatches = true;
   });
   flush();
-  return oldest;
 }
 
 function pageRow(state: TopState, pfn: number, nowNs: number): PageRow {
@@ -425,7 +435,7 @@ function rankedHolds(state: TopState, pfn: number, nowNs: number): HoldDetail[] 
     .holds(pfn)
     .map((h) => {
       const stack = state.analysis.frames(h.stackId);
-      return { comm: state.strings.get(h.comm), pid: h.tgid, refs: h.refs, heldNs: nowNs - h.takenNs, kind: referenceKind(stack), certain: h.certain, stack };
+      return { comm: state.strings.get(h.comm), pid: h.tgid, refs: h.refs, heldNs: nowNs - h.takenNs, kind: state.stackInfo(h.stackId).kind, certain: h.certain, stack };
     })
     .sort((a, b) => KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.heldNs - a.heldNs);
 }
@@ -456,26 +466,35 @@ interface HolderGroup {
   refs: number;
   lastPfn: number;
   lastTgid: number;
-  tgids: Set<number>;
+  processes: number;
   comms: number[];
   oldestNs: number;
   examplePfn: number;
 }
 
-/** Every outstanding hold grouped by the stack that took it: one pass over the hold table, no per-hold allocation. */
-function holderGroups(state: TopState, filter: TopFilter): Map<number, HolderGroup> {
-  const groups = new Map<number, HolderGroup>();
+/**
+ * Every outstanding hold grouped by the stack that took it: one pass over the
+ * hold table, no allocation per hold. Groups sit in an array indexed by stack
+ * id + 1 (ids are the kernel stack map's slots: dense and below
+ * --stack-entries; -1, no stack, is one group); a Map lookup per hold made
+ * the frame twice as slow.
+ */
+function holderGroups(state: TopState, filter: TopFilter): HolderGroup[] {
+  const byId: (HolderGroup | undefined)[] = [];
+  const groups: HolderGroup[] = [];
+  const pairs = new PfnIndex(1024);
   const matches = commMatcher(state, filter);
+  const comms = filter.comms.length > 0;
   const ranges = filter.ranges.length > 0;
-  let group: HolderGroup | undefined;
   state.analysis.holds.forEachHold((pfn, stackId, tgid, comm, refs, takenNs) => {
     if (ranges && !inRanges(filter, pfn)) return;
-    if (!matches(comm)) return;
-    // No stack (none recorded, or lost): one group.
-    const id = stackId < 0 ? -1 : stackId;
-    if (group?.stackId !== id) {
-      group = groups.get(id);
-      if (!group) groups.set(id, (group = { stackId: id, pages: 0, refs: 0, lastPfn: -1, lastTgid: -1, tgids: new Set(), comms: [], oldestNs: Infinity, examplePfn: pfn }));
+    if (comms && !matches(comm)) return;
+    const index = stackId < 0 ? 0 : stackId + 1;
+    while (byId.length <= index) byId.push(undefined);
+    let group = byId[index];
+    if (!group) {
+      group = byId[index] = { stackId: index - 1, pages: 0, refs: 0, lastPfn: -1, lastTgid: -1, processes: 0, comms: [], oldestNs: Infinity, examplePfn: pfn };
+      groups.push(group);
     }
     if (group.lastPfn !== pfn) {
       group.pages++;
@@ -483,10 +502,13 @@ function holderGroups(state: TopState, filter: TopFilter): Map<number, HolderGro
     }
     group.refs += refs;
     if (group.lastTgid !== tgid) {
-      group.tgids.add(tgid);
+      // Distinct (group, process) pairs in one typed-array hash: a Set per group cost 70 ms a frame.
+      const before = pairs.size;
+      pairs.rowOf(index * 2 ** 30 + tgid);
+      if (pairs.size !== before) group.processes++;
       group.lastTgid = tgid;
     }
-    if (group.comms.length < 4 && !group.comms.includes(comm)) group.comms.push(comm);
+    if (group.comms.length < 4 && group.comms[0] !== comm && !group.comms.includes(comm)) group.comms.push(comm);
     if (takenNs < group.oldestNs) {
       group.oldestNs = takenNs;
       group.examplePfn = pfn;
@@ -499,7 +521,7 @@ function selectHolders(state: TopState, q: SnapshotQuery, nowNs: number): { rows
   const groups = holderGroups(state, q.filter);
   const compare = compareRows('holders', q.sort, q.reverse);
   const rows = topN<HolderRow>((visit) => groups.forEach((g) => visit(holderRow(state, g, nowNs))), q.limit, compare);
-  return { rows, matching: groups.size };
+  return { rows, matching: groups.length };
 }
 
 function holderRow(state: TopState, g: HolderGroup, nowNs: number): HolderRow {
@@ -512,7 +534,7 @@ function holderRow(state: TopState, g: HolderGroup, nowNs: number): HolderRow {
     stack,
     pages: g.pages,
     refs: g.refs,
-    processes: g.tgids.size,
+    processes: g.processes,
     comms: g.comms.map((c) => state.strings.get(c)),
     oldestHoldNs: nowNs - g.oldestNs,
     examplePfn: g.examplePfn,
