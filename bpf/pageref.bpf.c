@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "tracepoint-types.h"
 #include "pageref.h"
 
@@ -37,6 +38,13 @@ const volatile __u64 pfn_range_slot[PAGEREF_MAX_PFN_RANGES] = {}; /* slot of eac
  */
 struct pageref_pfn_range armed[PAGEREF_ARMED_RANGES] = {};
 __u32 armed_next = 0;
+
+/*
+ * x86-64 keeps struct pages in one virtual array from vmemmap_base, which
+ * KASLR moves: read once (libbpf finds the variable's address in kallsyms).
+ */
+extern const void vmemmap_base __ksym;
+__u64 vmemmap_start = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -351,6 +359,76 @@ SEC("tp/page_ref/page_ref_unfreeze")
 int page_ref_unfreeze(struct trace_event_raw_page_ref_mod_template *tp)
 {
 	return mod_event(tp, PAGEREF_EV_PAGE_REF_UNFREEZE);
+}
+
+/*
+ * The same seven events attached by BTF (tp_btf, a raw tracepoint): the
+ * program gets the tracepoint's own arguments, the struct page and the
+ * values, before the kernel formats an event. The perf tracepoint path
+ * above first fills a trace record (page_to_pfn, page_mapcount, the
+ * pageblock's migrate type) that the program then copies; here only the
+ * fields pageref keeps are read, and the migrate type is not computed.
+ * mapcount is page->_mapcount (-1: not mapped), as the tracepoint itself
+ * reports it in recent kernels. Which of the two user space attaches is
+ * chosen by measurement (BENCHMARKS.md).
+ */
+static __always_inline int btf_event(__u64 *ctx, __u8 type, struct page *page, int val, int ret)
+{
+	__u64 base = vmemmap_start;
+	__u64 address = 0;
+
+	if (!base) {
+		bpf_probe_read_kernel(&base, sizeof(base), &vmemmap_base);
+		vmemmap_start = base;
+	}
+	/* The verifier allows no arithmetic on a BTF pointer: take the
+	 * address as a number from the argument itself (ctx[0] is the page). */
+	bpf_probe_read_kernel(&address, sizeof(address), ctx);
+	return page_ref_event(ctx, type, (address - base) / bpf_core_type_size(struct page),
+			      page->flags, page->_refcount.counter, page->_mapcount.counter,
+			      (__u64)page->mapping, PAGEREF_MT_UNKNOWN, val, ret);
+}
+
+SEC("tp_btf/page_ref_set")
+int BPF_PROG(btf_page_ref_set, struct page *page, int v)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_SET, page, v, 0);
+}
+
+SEC("tp_btf/page_ref_mod")
+int BPF_PROG(btf_page_ref_mod, struct page *page, int v)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_MOD, page, v, 0);
+}
+
+SEC("tp_btf/page_ref_mod_and_test")
+int BPF_PROG(btf_page_ref_mod_and_test, struct page *page, int v, int ret)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_MOD_AND_TEST, page, v, ret);
+}
+
+SEC("tp_btf/page_ref_mod_and_return")
+int BPF_PROG(btf_page_ref_mod_and_return, struct page *page, int v, int ret)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_MOD_AND_RETURN, page, v, ret);
+}
+
+SEC("tp_btf/page_ref_mod_unless")
+int BPF_PROG(btf_page_ref_mod_unless, struct page *page, int v, int u)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_MOD_UNLESS, page, v, u);
+}
+
+SEC("tp_btf/page_ref_freeze")
+int BPF_PROG(btf_page_ref_freeze, struct page *page, int v, int ret)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_FREEZE, page, v, ret);
+}
+
+SEC("tp_btf/page_ref_unfreeze")
+int BPF_PROG(btf_page_ref_unfreeze, struct page *page, int v)
+{
+	return btf_event(ctx, PAGEREF_EV_PAGE_REF_UNFREEZE, page, v, 0);
 }
 
 /* Isolation and CMA events are never filtered: they are rare, they mark

@@ -45,6 +45,9 @@ enum pageref_event_type {
 /* stack_id when stacks were not requested; other negative values are -errno. */
 #define PAGEREF_STACK_NONE (-1)
 
+/* record.mt of page_ref records made by the tp_btf programs. */
+#define PAGEREF_MT_UNKNOWN 0xff
+
 /* Depth of one stack in the stack map: enough to reach the syscall entry. */
 #define PAGEREF_STACK_DEPTH 32
 
@@ -81,7 +84,8 @@ struct pageref_record {
 	__s32 stack_id;       /* kernel stack in the stacks map, or PAGEREF_STACK_NONE / -errno */
 	__u16 cpu;
 	__u8 type;            /* enum pageref_event_type */
-	__u8 mt;              /* page_ref: migrate type of the page's pageblock */
+	__u8 mt;              /* page_ref: migrate type of the page's pageblock;
+	                         PAGEREF_MT_UNKNOWN when attached by BTF (not computed) */
 	char comm[PAGEREF_COMM_LEN];
 	char name[PAGEREF_NAME_LEN]; /* cma: the CMA area's name, truncated */
 };

@@ -100,6 +100,22 @@ struct trace_event_raw_cma_alloc_busy_retry {
 	unsigned int align;
 };
 
+/*
+ * The tp_btf programs read the page itself. Only the fields named here must
+ * exist in the running kernel's struct page (inside its unions is fine);
+ * _refcount and _mapcount are atomic_t.
+ */
+struct pageref_atomic {
+	int counter;
+};
+
+struct page {
+	unsigned long flags;
+	void *mapping;
+	struct pageref_atomic _mapcount;
+	struct pageref_atomic _refcount;
+};
+
 #pragma clang attribute pop
 
 /* Only the enumerator is used: bpf_core_enum_value() takes its value from

@@ -67,6 +67,7 @@ struct Options {
   uint32_t sample_pfn = 1;
   uint32_t sample_events = 1;
   uint32_t aggregate_slots = 0;  // 0: no --aggregate
+  bool attach_btf = false;       // page_ref events by tp_btf programs, not perf tracepoints
 };
 
 uint32_t PositiveUint32(const Napi::Object& o, const char* key) {
@@ -154,6 +155,10 @@ Options ParseOptions(const Napi::CallbackInfo& info) {
   opts.sample_pfn = PositiveUint32(o, "samplePfn");
   opts.sample_events = PositiveUint32(o, "sampleEvents");
 
+  std::string attach = o.Get("attach").IsString() ? o.Get("attach").As<Napi::String>().Utf8Value() : "";
+  if (attach != "btf" && attach != "tracepoint") ThrowType(env, "options.attach must be btf or tracepoint");
+  opts.attach_btf = attach == "btf";
+
   Napi::Value slots = o.Get("aggregateSlots");
   if (!IsWholeNumber(slots, 1u << 30)) ThrowType(env, "options.aggregateSlots must be 0 to 2^30");
   opts.aggregate_slots = slots.As<Napi::Number>().Uint32Value();
@@ -221,12 +226,18 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
     Check(bpf_map__set_max_entries(skel_->maps.stacks, opts.stack_entries ? opts.stack_entries : 1),
           "sizing the stack map", log);
 
+    // Each page_ref event has two programs, "NAME" (perf tracepoint) and
+    // "btf_NAME" (tp_btf); one of them is loaded.
     std::string wanted;
     for (int i = 0; i < PAGEREF_EV_COUNT; i++) {
-      progs_[i] = bpf_object__find_program_by_name(skel_->obj, kEvents[i].name);
-      if (!progs_[i]) throw BpfError(env_, std::string("no program for ") + kEvents[i].name, ENOENT, log);
-      Check(bpf_program__set_autoload(progs_[i], opts.events[i]), "selecting programs", log);
-      if (opts.events[i]) wanted += std::string(wanted.empty() ? "" : ", ") + kEvents[i].name;
+      std::string name = kEvents[i].name;
+      bpf_program* btf = bpf_object__find_program_by_name(skel_->obj, ("btf_" + name).c_str());
+      bpf_program* tracepoint = bpf_object__find_program_by_name(skel_->obj, name.c_str());
+      if (!tracepoint) throw BpfError(env_, "no program for " + name, ENOENT, log);
+      progs_[i] = btf && opts.attach_btf ? btf : tracepoint;
+      if (btf) Check(bpf_program__set_autoload(btf, opts.events[i] && progs_[i] == btf), "selecting programs", log);
+      Check(bpf_program__set_autoload(tracepoint, opts.events[i] && progs_[i] == tracepoint), "selecting programs", log);
+      if (opts.events[i]) wanted += std::string(wanted.empty() ? "" : ", ") + name;
     }
     Check(pageref_bpf__load(skel_), "loading the programs for " + wanted, log);
 

@@ -21,6 +21,7 @@ const options = (events: string[]): TracerOptions => ({
   comms: [],
   pfnRanges: [],
   aggregateSlots: 0,
+  attach: 'tracepoint',
 });
 
 // The doctor mounts tracefs when it is missing, as record does.

@@ -35,6 +35,8 @@ export interface RecordOptions {
   sampleEvents: number;
   aggregateSlots: number;
   cmaAreas: CmaArea[];
+  /** "btf" or "tracepoint": how the page_ref programs attached ("" in format 1 captures: tracepoint). */
+  attach: string;
 }
 
 export interface CmaArea {

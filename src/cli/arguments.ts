@@ -67,6 +67,14 @@ export function parseStacksMode(text: string): (typeof STACKS_MODES)[number] {
   return mode;
 }
 
+const ATTACH_MODES = ['auto', 'btf', 'tracepoint'] as const;
+
+export function parseAttachMode(text: string): (typeof ATTACH_MODES)[number] {
+  const mode = ATTACH_MODES.find((m) => m === text);
+  if (!mode) throw new UsageError(`--attach: "${text}" must be one of ${ATTACH_MODES.join(', ')}`);
+  return mode;
+}
+
 export function collect<T>(parse: (text: string) => T) {
   return (text: string, previous: T[] | undefined): T[] => [...(previous ?? []), parse(text)];
 }

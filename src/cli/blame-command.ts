@@ -37,6 +37,7 @@ export async function blameLive(options: { durationSec?: number; bufferBytes: nu
     comms: [],
     pfnRanges: [],
     aggregateSlots: 0,
+    attach: 'auto',
   });
   const problem = tracerOptionsProblem(tracer(['page_ref_mod']));
   if (problem) throw new UsageError(problem);

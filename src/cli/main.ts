@@ -4,7 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CaptureError } from '../capture/capture-reader';
 import { renderDoctor, runDoctor } from '../doctor/doctor';
-import { collect, parseBytes, parseComm, parseCount, parseInteger, parsePfnRange, parsePid, parseSeconds, parseStacksMode, UsageError } from './arguments';
+import { collect, parseBytes, parseComm, parseCount, parseInteger, parsePfnRange, parsePid, parseSeconds, parseStacksMode, parseAttachMode, UsageError } from './arguments';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_MAX_PFNS, DEFAULT_STACK_ENTRIES, DEFAULT_STACK_SAMPLE, recordCommand, TraceScope } from './record-command';
 import { DEFAULT_TOP_ROWS, parseFilterOption, parseSpeed, parseView, topCommand } from './top-command';
 import { reportCommand } from './report-command';
@@ -139,11 +139,12 @@ function addTraceOptions(command: Command): Command {
     .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
     .addOption(new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS).argParser((v) => parseCount(v, '--max-pfns')))
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
-    .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')));
+    .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
+    .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default('auto').argParser(parseAttachMode));
 }
 
 /** Commander's names (camel case) of the options addTraceOptions adds. */
-const TRACE_OPTION_NAMES = ['pid', 'comm', 'pfn', 'cma', 'stacks', 'stackSample', 'samplePfn', 'sampleEvents', 'aggregate', 'maxPfns', 'bufferSize', 'stackEntries'];
+const TRACE_OPTION_NAMES = ['pid', 'comm', 'pfn', 'cma', 'stacks', 'stackSample', 'samplePfn', 'sampleEvents', 'aggregate', 'maxPfns', 'bufferSize', 'stackEntries', 'attach'];
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function traceScope(options: Record<string, any>): TraceScope {
@@ -160,6 +161,7 @@ function traceScope(options: Record<string, any>): TraceScope {
     maxPfns: options.maxPfns,
     bufferBytes: options.bufferSize,
     stackEntries: options.stackEntries,
+    attach: options.attach,
   };
 }
 

@@ -8,7 +8,7 @@ import { runLiveCapture } from '../live/live-capture';
 import { stopOnSignals } from '../live/stop-signals';
 import type { CmaArea } from '../capture/schema';
 import { CmaAreasError, pfnLimit, readCmaAreas } from '../kernel/memory';
-import { BpfError, MAX_PFN_RANGES, PfnRange, StacksMode, TracerOptions, tracerOptionsProblem } from '../native/tracer';
+import { AttachMode, BpfError, MAX_PFN_RANGES, PfnRange, StacksMode, TracerOptions, tracerOptionsProblem } from '../native/tracer';
 import type { EventName } from '../record/event-types';
 import { UsageError } from './arguments';
 
@@ -28,6 +28,8 @@ export interface TraceScope {
   maxPfns: number;
   bufferBytes: number;
   stackEntries: number;
+  /** How page_ref programs attach (--attach). */
+  attach: AttachMode | 'auto';
 }
 
 export interface RecordArgs extends TraceScope {
@@ -55,6 +57,7 @@ export const DEFAULT_SCOPE: Omit<TraceScope, 'bufferBytes'> = {
   aggregate: false,
   maxPfns: DEFAULT_MAX_PFNS,
   stackEntries: DEFAULT_STACK_ENTRIES,
+  attach: 'auto',
 };
 
 /** Returns the exit status. */
@@ -97,9 +100,9 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
         durationSec: args.durationSec,
         signal: stop.signal,
         onProgress: progress,
-        onAttached: (names) => {
+        onAttached: (names, how) => {
           attached = true;
-          log(`pageref record: attached ${names.length} programs (${names.join(', ')}); recording to ${args.output}`);
+          log(`pageref record: attached ${names.length} programs (${names.join(', ')}; page_ref by ${how}); recording to ${args.output}`);
         },
       },
       writer,
@@ -208,5 +211,6 @@ function tracerOptions(scope: TraceScope, events: EventName[], pfnRanges: PfnRan
     comms: scope.comms,
     pfnRanges,
     aggregateSlots,
+    attach: scope.attach,
   };
 }

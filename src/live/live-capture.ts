@@ -4,7 +4,7 @@
 import { hostname, machine, release, version } from 'node:os';
 import type { CaptureHeader, CmaArea, KernelCounters, RecordOptions, StackEntry } from '../capture/schema';
 import { FORMAT_VERSION } from '../capture/schema';
-import { NativeTracer, openTracer, TracerOptions } from '../native/tracer';
+import { NativeTracer, OpenedTracer, openTracer, TracerOptions } from '../native/tracer';
 import { RECORD_SIZE } from '../record/layout';
 import { PointerHasher } from '../record/pointer-hash';
 import { RecordDecoder } from '../record/record-decoder';
@@ -33,8 +33,8 @@ export interface LiveCaptureOptions {
   durationSec?: number;
   signal?: AbortSignal;
   onProgress?: (progress: LiveProgress) => void;
-  /** Called once the programs are attached and events flow. */
-  onAttached?: (attached: string[]) => void;
+  /** Called once the programs are attached and events flow; `how` says how page_ref attached and, after a fallback, why. */
+  onAttached?: (attached: string[], how: string) => void;
 }
 
 export interface LiveProgress {
@@ -54,8 +54,8 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
   const monotonicBaseNs = process.hrtime.bigint();
   const nowUs = Date.now() * 1000;
   try {
-    sink.header(buildHeader(options, tracer.attached, monotonicBaseNs, nowUs));
-    options.onAttached?.(tracer.attached);
+    sink.header(buildHeader(options, tracer, monotonicBaseNs, nowUs));
+    options.onAttached?.(tracer.attached, tracer.btfProblem ? `${tracer.attachedBy} (BTF refused: ${tracer.btfProblem})` : tracer.attachedBy);
     const strings = new StringTable();
     const decoder = new RecordDecoder(strings, new PointerHasher(), monotonicBaseNs);
     const stacks = new StackSymbolizer(tracer, symbols);
@@ -157,7 +157,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
   }
 }
 
-function buildHeader(options: LiveCaptureOptions, attached: string[], monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
+function buildHeader(options: LiveCaptureOptions, tracer: OpenedTracer, monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
   const t = options.tracer;
   const recordOptions: RecordOptions = {
     pids: t.pids,
@@ -172,6 +172,7 @@ function buildHeader(options: LiveCaptureOptions, attached: string[], monotonicB
     sampleEvents: t.sampleEvents,
     aggregateSlots: t.aggregateSlots,
     cmaAreas: options.cmaAreas ?? [],
+    attach: tracer.attachedBy,
   };
   return {
     formatVersion: FORMAT_VERSION,
@@ -184,11 +185,21 @@ function buildHeader(options: LiveCaptureOptions, attached: string[], monotonicB
     startTimeUnixUs: nowUs,
     commandLine: options.commandLine,
     options: recordOptions,
-    eventsAttached: attached,
+    eventsAttached: tracer.attached,
     eventsMissing: options.eventsMissing,
     pageSize: 4096,
     source: 'live',
   };
+}
+
+/**
+ * Stacks taken by the tp_btf programs begin inside the BPF machinery
+ * (the program, bpf_trace_run2, __bpf_trace_page_ref_*): they start here
+ * at the __page_ref_* function that fired, as perf tracepoint stacks do.
+ */
+export function fromPageRef(frames: string[]): string[] {
+  const first = frames.findIndex((frame) => frame.startsWith('__page_ref_'));
+  return first > 0 ? frames.slice(first) : frames;
 }
 
 /** Reads each kernel stack once, the first time a record refers to it, and names its frames. */
@@ -208,7 +219,7 @@ class StackSymbolizer {
       if (id < 0 || this.known.has(id)) continue;
       this.known.add(id);
       const ips = this.tracer.readStack(id);
-      if (ips) added.push({ id, frames: Array.from(ips, (ip) => this.frameName(ip)) });
+      if (ips) added.push({ id, frames: fromPageRef(Array.from(ips, (ip) => this.frameName(ip))) });
     }
     return added;
   }

@@ -18,6 +18,13 @@ export interface NativeTracerOptions {
   samplePfn: number;
   /** Keep 1 in sampleEvents page_ref events, per CPU and event type (1: all). */
   sampleEvents: number;
+  /**
+   * How page_ref programs attach: "btf" (tp_btf: the tracepoint's own
+   * arguments, no formatted event, migrate type not computed) or
+   * "tracepoint" (perf tracepoint: the formatted event). Isolation and CMA
+   * events are always tracepoints.
+   */
+  attach: AttachMode;
   /** --aggregate: slots of the per-pfn totals (one per traced pfn), 0 for per-event records. */
   aggregateSlots: number;
   /** Only page_ref events of these processes (tgid); empty: all. */
@@ -30,6 +37,8 @@ export interface NativeTracerOptions {
 }
 
 export type StacksMode = 'none' | 'all' | 'sampled' | 'armed';
+
+export type AttachMode = 'btf' | 'tracepoint';
 
 export interface PfnRange {
   start: number;

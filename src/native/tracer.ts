@@ -1,15 +1,23 @@
 // The TypeScript face of the native tracer: validates options before they
 // reach C++, and turns the addon's errors into BpfError.
 
-import type { NativeTracer, NativeTracerOptions } from './addon';
+import type { AttachMode, NativeTracer, NativeTracerOptions } from './addon';
 import { loadAddon } from './load-addon';
 import { EVENT_NAMES } from '../record/event-types';
 import { MAX_PFN_RANGES } from '../record/layout';
 
 export { MAX_PFN_RANGES };
 
-export type { NativeTracer, NativeCounters, PfnRange, StacksMode } from './addon';
-export type TracerOptions = NativeTracerOptions;
+export type { AttachMode, NativeTracer, NativeCounters, PfnRange, StacksMode } from './addon';
+/** As the addon takes them, but attach may also be "auto": BTF where the kernel loads it, else the perf tracepoint. */
+export type TracerOptions = Omit<NativeTracerOptions, 'attach'> & { attach: AttachMode | 'auto' };
+
+/** A tracer, and how its page_ref programs were attached. */
+export type OpenedTracer = NativeTracer & {
+  readonly attachedBy: AttachMode;
+  /** attach "auto": why BTF attachment failed, when it fell back to the tracepoint. */
+  readonly btfProblem?: string;
+};
 
 /** libbpf or the kernel refused: errno, what libbpf said, and the verifier's log if any. */
 export class BpfError extends Error {
@@ -55,20 +63,34 @@ export function tracerOptionsProblem(options: TracerOptions): string | undefined
   for (const { start, end } of options.pfnRanges) {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > MAX_PFN || start >= end) return `pfn range ${start}-${end} is not a valid range`;
   }
+  if (!['auto', 'btf', 'tracepoint'].includes(options.attach)) return `attach "${options.attach}" must be auto, btf or tracepoint`;
   const slots = options.aggregateSlots;
   if (!Number.isInteger(slots) || slots < 0 || slots > MAX_AGGREGATE_SLOTS) return `aggregate slots ${slots} must be an integer from 0 to ${MAX_AGGREGATE_SLOTS}`;
   return undefined;
 }
 
-/** Loads, configures and attaches the BPF programs for `options.events`. */
-export function openTracer(options: TracerOptions): NativeTracer {
+/**
+ * Loads, configures and attaches the BPF programs for `options.events`.
+ * attach "auto" tries BTF first (cheaper per event: BENCHMARKS.md) and falls
+ * back to the perf tracepoint when the kernel refuses it.
+ */
+export function openTracer(options: TracerOptions): OpenedTracer {
   const problem = tracerOptionsProblem(options);
   if (problem) throw new RangeError(problem);
   const addon = loadAddon();
+  const open = (attach: AttachMode, btfProblem?: string): OpenedTracer => {
+    try {
+      return Object.assign(new addon.NativeTracer({ ...options, attach }), { attachedBy: attach, btfProblem });
+    } catch (error) {
+      throw asBpfError(error);
+    }
+  };
+  if (options.attach !== 'auto') return open(options.attach);
   try {
-    return new addon.NativeTracer(options);
+    return open('btf');
   } catch (error) {
-    throw asBpfError(error);
+    if (!(error instanceof BpfError)) throw error;
+    return open('tracepoint', error.message);
   }
 }
 

@@ -38,6 +38,7 @@ export function testHeader(): CaptureHeader {
       sampleEvents: 1,
       aggregateSlots: 0,
       cmaAreas: [],
+      attach: 'tracepoint',
     },
     eventsAttached: ['page_ref_mod', 'test_pages_isolated'],
     eventsMissing: [],

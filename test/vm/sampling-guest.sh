@@ -47,6 +47,23 @@ stop_recorder $full full
 stop_recorder $sampled sampled
 stop_recorder $aggregate aggregate
 
+# --- the same events attached two ways: tp_btf and the perf tracepoint ------
+mkfifo "$TMPDIR/go4"
+build/Release/page-churn 4 2 < "$TMPDIR/go4" > /dev/null 2>&1 &
+churn=$!
+start_recorder by-btf --pid $churn --attach btf
+btf=$recorder
+start_recorder by-tracepoint --pid $churn --attach tracepoint
+tracepoint=$recorder
+if wait_attached "$out/by-btf-record.log" $btf && wait_attached "$out/by-tracepoint-record.log" $tracepoint; then
+	echo go > "$TMPDIR/go4"
+	wait $churn
+else
+	kill $churn
+fi
+stop_recorder $btf by-btf
+stop_recorder $tracepoint by-tracepoint
+
 # --- a ring buffer of one page: most records are dropped, and counted -------
 mkfifo "$TMPDIR/go2"
 build/Release/page-churn 8 2 < "$TMPDIR/go2" > /dev/null 2>&1 &

@@ -48,6 +48,9 @@ interface PageRefEvent {
   pfn: number;
   tsNs: number;
   count: number;
+  mapcount: number;
+  flags: number;
+  mt: number;
   val: number;
   ret: number;
   stackId: number;
@@ -68,14 +71,19 @@ interface Capture {
   counters: KernelCounters;
   totals: Map<number, Totals>;
   stackIds: Set<number>;
+  stackFrames: Map<number, string[]>;
   truncated?: string;
 }
 
 function load(run: VmResult, name: string): Capture {
-  const capture: Partial<Capture> = { pageRef: [], isolationFailures: [], records: 0, totals: new Map(), stackIds: new Set() };
+  const capture: Partial<Capture> = { pageRef: [], isolationFailures: [], records: 0, totals: new Map(), stackIds: new Set(), stackFrames: new Map() };
   replayCapture(join(run.outDir, `${name}.pgref`), {
     header: (header) => (capture.header = header),
-    stacks: (stacks) => stacks.forEach((s) => capture.stackIds!.add(s.id)),
+    stacks: (stacks) =>
+      stacks.forEach((s) => {
+        capture.stackIds!.add(s.id);
+        capture.stackFrames!.set(s.id, s.frames);
+      }),
     counters: (counters) => (capture.counters = counters),
     pfnCounts: (t) => {
       for (let i = 0; i < t.pfn.length; i++) {
@@ -88,7 +96,18 @@ function load(run: VmResult, name: string): Capture {
       for (let i = 0; i < batch.length; i++) {
         const type = batch.type[i];
         if (isPageRefEvent(type)) {
-          capture.pageRef!.push({ type, pfn: batch.pfn[i], tsNs: batch.tsNs[i], count: batch.count[i], val: batch.val[i], ret: batch.ret[i], stackId: batch.stackId[i] });
+          capture.pageRef!.push({
+            type,
+            pfn: batch.pfn[i],
+            tsNs: batch.tsNs[i],
+            count: batch.count[i],
+            mapcount: batch.mapcount[i],
+            flags: batch.flags[i],
+            mt: batch.mt[i],
+            val: batch.val[i],
+            ret: batch.ret[i],
+            stackId: batch.stackId[i],
+          });
         } else if (type === EventType.TestPagesIsolated && isolationFailed(batch, i)) {
           capture.isolationFailures!.push({ start: batch.pfn[i], end: batch.flags[i], busyPfn: batch.mapping[i], tsNs: batch.tsNs[i] });
         }
@@ -183,6 +202,26 @@ function registerSamplingTests(kernel: KernelImage): void {
     t.is(sum(c.aggregateOverflow), 0);
     t.is(sum(c.countedOnly), full.pageRef.length);
     outcomesAddUp(t, c, 'aggregate');
+  });
+
+  test(`${name}: page_ref by tp_btf records the same events, pfns, counts and stacks as the perf tracepoint`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'by-btf.rc').trim(), '0', file(run, 'by-btf-record.log'));
+    t.is(file(run, 'by-tracepoint.rc').trim(), '0', file(run, 'by-tracepoint-record.log'));
+    const btf = load(run, 'by-btf');
+    const tracepoint = load(run, 'by-tracepoint');
+    t.is(btf.header.options.attach, 'btf', file(run, 'by-btf-record.log'));
+    t.is(tracepoint.header.options.attach, 'tracepoint');
+    t.is(sum(btf.counters.dropped) + sum(tracepoint.counters.dropped), 0);
+    t.true(tracepoint.pageRef.length > 1000);
+    const fields = (e: PageRefEvent) => [e.type, e.pfn, e.count, e.val, e.ret, e.flags];
+    t.deepEqual(btf.pageRef.map(fields), tracepoint.pageRef.map(fields));
+    t.true(btf.pageRef.every((e) => e.mt === 255), 'tp_btf does not compute the migrate type');
+    // The stacks start at the same __page_ref_* frame (the BPF machinery is cut off).
+    const frames = (c: Capture) => new Set([...c.stackFrames.values()].map((f) => f.slice(0, 3).join(' <- ')));
+    const btfStarts = [...frames(btf)];
+    t.true(btfStarts.length > 0 && btfStarts.every((s) => s.startsWith('__page_ref_')), btfStarts.slice(0, 3).join('; '));
+    t.true(btfStarts.some((s) => frames(tracepoint).has(s)), 'no stack beginning is shared');
   });
 
   test(`${name}: with a one-page ring buffer, dropped is exactly what the kernel counted minus what was received`, async (t) => {
