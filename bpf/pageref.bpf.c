@@ -42,8 +42,11 @@ __u32 armed_next = 0;
 /*
  * x86-64 keeps struct pages in one virtual array from vmemmap_base, which
  * KASLR moves: read once (libbpf finds the variable's address in kallsyms).
+ * Kernels without CONFIG_RANDOMIZE_MEMORY have no such variable and use
+ * the fixed base of 4-level paging.
  */
-extern const void vmemmap_base __ksym;
+extern const void vmemmap_base __ksym __weak;
+#define VMEMMAP_BASE_4_LEVEL 0xffffea0000000000ULL
 __u64 vmemmap_start = 0;
 
 struct {
@@ -378,7 +381,10 @@ static __always_inline int btf_event(__u64 *ctx, __u8 type, struct page *page, i
 	__u64 address = 0;
 
 	if (!base) {
-		bpf_probe_read_kernel(&base, sizeof(base), &vmemmap_base);
+		if (&vmemmap_base)
+			bpf_probe_read_kernel(&base, sizeof(base), &vmemmap_base);
+		else
+			base = VMEMMAP_BASE_4_LEVEL;
 		vmemmap_start = base;
 	}
 	/* The verifier allows no arithmetic on a BTF pointer: take the
