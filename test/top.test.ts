@@ -9,7 +9,7 @@ import { StringTable } from '../src/record/string-table';
 import { pageFlagNames, pageFlagTable } from '../src/top/page-flags';
 import { NO_FILTER, parseFilter } from '../src/top/top-filter';
 import { applyKey, initialView, KeyPress } from '../src/top/top-keys';
-import { age, render, ViewState } from '../src/top/top-render';
+import { age, rate, render, ViewState } from '../src/top/top-render';
 import { rowKey, Snapshot, SnapshotQuery, SourceInfo, takeSnapshot, TopView, PageRow, HolderRow, FailureRow } from '../src/top/top-snapshot';
 import { TopState } from '../src/top/top-state';
 import { counters, testHeader } from './helpers/capture';
@@ -119,6 +119,8 @@ test('state: per-type rates come from the last interval, totals from the whole s
   t.is(state.previous.get(0x1003), undefined, 'a page untouched in the interval has no rate');
   t.is(state.migrateType(0x1003), 1, 'the pageblock takes the newest event of any of its pages');
   t.is(state.migrateType(0x9000000), -1);
+  state.events(batch([{ type: EventType.PageRefMod, tsNs: 2001 * MS, pfn: 0x9000000, val: 1, count: 1, mt: 0xff }]), strings);
+  t.is(state.migrateType(0x9000000), -1, 'records attached by tp_btf carry no migrate type (PAGEREF_MT_UNKNOWN)');
 });
 
 test('state: only watched pfns keep a history, at most 16 events, and unwatching drops it', (t) => {
@@ -323,7 +325,11 @@ test('render: batch output (infinite width) cuts nothing and has no footer', (t)
   t.true(lines.some((l) => l.includes('FLAGS')));
 });
 
-test('age and flags are named for people', (t) => {
+test('ages, rates and flags are named for people', (t) => {
+  t.is(rate(0), '0');
+  t.is(rate(1 / 33), '0.03');
+  t.is(rate(2.25), '2.3');
+  t.is(rate(123_456), '123k');
   t.is(age(-1), '-');
   t.is(age(850 * MS), '850ms');
   t.is(age(12_300 * MS), '12.3s');

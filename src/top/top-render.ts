@@ -324,6 +324,8 @@ export function count(n: number): string {
 
 export function rate(n: number): string {
   if (n === 0) return '0';
+  // A rare event (one CMA allocation in half a minute) must not read as 0.0.
+  if (Math.abs(n) < 0.1) return n.toPrecision(1);
   if (Math.abs(n) < 10) return n.toFixed(1);
   return count(n);
 }

@@ -26,6 +26,8 @@ export const HISTORY_PER_PFN = 16;
 const PAGEBLOCK_SHIFT = 9;
 /** Pageblocks held in a flat array (8 TiB of physical addresses); beyond, a Map. */
 const FLAT_BLOCKS = 1 << 22;
+/** record.mt of records that carry no migrate type (PAGEREF_MT_UNKNOWN in bpf/pageref.h: attached by tp_btf). */
+const MT_UNKNOWN = 0xff;
 
 export interface HistoryEvent {
   tsNs: number;
@@ -117,7 +119,7 @@ export class TopState implements CaptureSink {
       const delta = referenceDelta(type, batch.val[i], batch.ret[i]);
       this.pfns.add(pfn, delta, batch.count[i], batch.mapcount[i], tsNs);
       this.current.add(pfn, delta, batch.count[i], batch.mapcount[i], tsNs);
-      this.setMigrateType(pfn, batch.mt[i]);
+      if (batch.mt[i] !== MT_UNKNOWN) this.setMigrateType(pfn, batch.mt[i]);
       if (watching && this.watched.has(pfn)) this.remember(batch, i, strings);
     }
   }
