@@ -9,6 +9,7 @@
 #
 # bench.tsv, one tab-separated line per fact:
 #   ns      ROUND MODE NS               the workload's own elapsed time, one per run
+#   cpu     ROUND MODE MS               CPU time the tracer process used during that run
 #   attach  ROUND MODE START END        /proc/uptime when started, when attached
 #   error   ROUND MODE TEXT             the mode could not be measured this round
 #   note    ROUND MODE TEXT             what the tracer said (events, drops, overruns)
@@ -44,25 +45,36 @@ last_line() {
 	printf '%s' "$line" | tr '\t' ' '
 }
 
-# churn ROUND MODE: one timed run of the workload.
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
+
+# cpu_ms PID: user + system time of PID (all its threads) so far.
+cpu_ms() {
+	awk -v ms=$TICK_MS '{ print ($14 + $15) * ms }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# churn ROUND MODE [TRACER_PID]: one timed run of the workload.
 churn() {
+	[ $# -gt 2 ] && before=$(cpu_ms "$3")
 	build/Release/page-churn "$MIB" "$CHURN_ROUNDS" -t < /dev/null > "$TMPDIR/churn.out" 2>&1
 	rc=$?
 	ns=$(sed -n 's/^elapsed \([0-9][0-9]*\) ns$/\1/p' "$TMPDIR/churn.out")
 	if [ $rc -eq 0 ] && [ -n "$ns" ]; then
 		fact ns "$1" "$2" "$ns"
+		# The tracer's own work while the workload ran: on TCG's one host
+		# thread it takes turns with the workload, so it is in the time too.
+		[ $# -gt 2 ] && fact cpu "$1" "$2" $(($(cpu_ms "$3") - before))
 	else
 		fact error "$1" "$2" "page-churn exited $rc: $(last_line "$TMPDIR/churn.out")"
 	fi
 }
 
-# churn_runs ROUND MODE: the workload RUNS times, under whatever is attached.
+# churn_runs ROUND MODE [TRACER_PID]: the workload RUNS times, under whatever is attached.
 # The first run after an attach is often slower (pageref: V8 compiles the
 # drain path on the first events, under TCG), so the host takes the fastest.
 churn_runs() {
 	n=0
 	while [ $n -lt "$RUNS" ]; do
-		churn "$1" "$2"
+		churn "$@"
 		n=$((n + 1))
 	done
 }
@@ -131,7 +143,7 @@ run_bpftrace() {
 	done
 	if [ "$(attached_probes $tracer)" -ge "$want" ]; then
 		fact attach "$1" "$2" "$start	$(uptime_s)"
-		churn_runs "$1" "$2"
+		churn_runs "$1" "$2" $tracer
 		stop $tracer
 	else
 		if kill -0 $tracer 2>/dev/null; then
@@ -159,11 +171,11 @@ run_pageref() {
 	tracer=$!
 	if wait_attached "$log" $tracer; then
 		fact attach "$round" "$mode" "$start	$(uptime_s)"
-		churn_runs "$round" "$mode"
+		churn_runs "$round" "$mode" $tracer
 		stop $tracer
 		rc=$?
 		[ $rc -eq 0 ] || fact error "$round" "$mode" "pageref record exited $rc after the run: $(last_line "$log")"
-		fact note "$round" "$mode" "$(grep ' events in ' "$log" | tr '\t' ' ')"
+		fact note "$round" "$mode" "$(grep 'stopped by' "$log" | tr '\t' ' ')"
 		if [ "$mode" = pageref ] && [ -s "$capture" ]; then
 			node bin/pageref.js report --json "$capture" > "$out/report-$round.json" 2> "$out/report-$round.err" &&
 				fact report "$round" "$mode" "report-$round.json"
@@ -208,6 +220,7 @@ run_mode() {
 # workload; `overrun` in the notes says if it was not.
 echo 65536 > $T/buffer_size_kb
 
+fact note 0 workload "page-churn $MIB $CHURN_ROUNDS"
 fact note 0 kernel "$(uname -r), bpf_jit_enable=$(cat /proc/sys/net/core/bpf_jit_enable 2>/dev/null), $(nproc) CPUs, $(awk '/^MemTotal:/ { print $2 / 1024 }' /proc/meminfo) MiB"
 
 # The first runs after boot are slower (TCG translates the code once).

@@ -4,7 +4,7 @@
 // pageref's modes, interleaved, best of each. Prints numbers; asserts nothing
 // (targets and results are in BENCHMARKS.md).
 //
-//   node dist/test/bench/kernel.js [--json] [--kernel NAME] [--rounds N] [--runs N] [--keep DIR] [--timeout SEC]
+//   node dist/test/bench/kernel.js [--json] [--kernel NAME] [--rounds N] [--runs N] [--host-clock] [--keep DIR] [--timeout SEC]
 //   node dist/test/bench/kernel.js [--json] --from DIR     the results a --keep DIR run left, again
 
 import { execFileSync } from 'node:child_process';
@@ -17,9 +17,11 @@ import { runInVm, VmError } from '../../src/vm/qemu';
 
 // 6.12 has the BPF JIT, as production kernels do; the 6.1 test kernel has none.
 const DEFAULT_KERNEL = '6.12.117';
-// 32 MiB touched 4 times: 0.5-0.9 s under TCG with nothing attached.
+// 32 MiB touched 6 times, 49,152 pages, about 260 k page_ref events: 347 M
+// instructions (0.35 s on the instruction clock) with nothing attached, 0.7-1 s
+// of TCG wall time.
 const MIB = 32;
-const CHURN_ROUNDS = 4;
+const CHURN_ROUNDS = 6;
 const DEFAULT_ROUNDS = 5;
 // Workload runs per tracer start: the first after an attach is often slower
 // (1.3-2.6x for pageref: V8 compiling the drain path under TCG), and attaching
@@ -84,14 +86,22 @@ interface Options {
   kernel: string;
   rounds: number;
   runs: number;
+  hostClock: boolean;
   keep?: string;
   from?: string;
   timeoutSec?: number;
 }
 
+interface Run {
+  round: number;
+  ns: number;
+  tracerCpuMs?: number;
+}
+
 /** What vm/bench-guest.sh left in bench.tsv, by mode. */
 interface Facts {
-  ns: Map<string, { round: number; ns: number }[]>;
+  /** Each run, with the CPU time the tracer process used meanwhile (bpftrace, pageref). */
+  ns: Map<string, Run[]>;
   attachSec: Map<string, number[]>;
   errors: Map<string, { round: number; text: string }[]>;
   notes: Map<string, { round: number; text: string }[]>;
@@ -101,7 +111,7 @@ interface Facts {
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { json: false, kernel: DEFAULT_KERNEL, rounds: DEFAULT_ROUNDS, runs: DEFAULT_RUNS };
+  const options: Options = { json: false, kernel: DEFAULT_KERNEL, rounds: DEFAULT_ROUNDS, runs: DEFAULT_RUNS, hostClock: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -111,6 +121,7 @@ function parseArgs(argv: string[]): Options {
     };
     if (arg === '--json') options.json = true;
     else if (arg === '--kernel') options.kernel = value();
+    else if (arg === '--host-clock') options.hostClock = true;
     else if (arg === '--keep') options.keep = value();
     else if (arg === '--from') options.from = value();
     else if (arg === '--rounds' || arg === '--runs' || arg === '--timeout') {
@@ -151,6 +162,10 @@ function readFacts(outDir: string): Facts {
     const [kind, roundText, mode, ...rest] = line.split('\t');
     const round = Number(roundText);
     if (kind === 'ns') push(facts.ns, mode, { round, ns: Number(rest[0]) });
+    else if (kind === 'cpu') {
+      const runs = facts.ns.get(mode);
+      if (runs) runs[runs.length - 1].tracerCpuMs = Number(rest[0]);
+    }
     else if (kind === 'attach') push(facts.attachSec, mode, Number(rest[1]) - Number(rest[0]));
     else if (kind === 'error') push(facts.errors, mode, { round, text: rest.join(' ') });
     else if (kind === 'note') push(facts.notes, mode, { round, text: rest.join(' ') });
@@ -159,9 +174,9 @@ function readFacts(outDir: string): Facts {
   return facts;
 }
 
-function best(facts: Facts, mode: Mode): { round: number; ns: number } | undefined {
+function best(facts: Facts, mode: Mode): Run | undefined {
   const runs = (facts.ns.get(mode) ?? []).filter((r) => r.round > 0);
-  return runs.reduce<{ round: number; ns: number } | undefined>((min, r) => (min === undefined || r.ns < min.ns ? r : min), undefined);
+  return runs.reduce<Run | undefined>((min, r) => (min === undefined || r.ns < min.ns ? r : min), undefined);
 }
 
 /** The same error in several rounds is one entry: "rounds 1, 2: text". */
@@ -197,7 +212,7 @@ function summarise(kernel: string, rounds: number, facts: Facts): KernelBench {
   }
   return {
     kernel,
-    workload: `page-churn ${MIB} ${CHURN_ROUNDS}`,
+    workload: facts.notes.get('workload')?.[0]?.text ?? `page-churn ${MIB} ${CHURN_ROUNDS}`,
     baseNs: ns('base'),
     ftraceNs: ns('ftrace'),
     ftraceStackNs: ns('ftraceStack'),
@@ -241,15 +256,27 @@ function noteRange(notes: { text: string }[], re: RegExp): string {
   return min === max ? String(min) : `${min}-${max}`;
 }
 
-function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds: number): string {
+/** What the host knows of a run, kept beside bench.tsv as run.json for --from. */
+interface RunMeta {
+  runsPerStart: number;
+  /** QEMU's wall-clock seconds, boot included. */
+  seconds: number | null;
+  /** Whose time the workload read: instructions (QEMU -icount) or the host's clock. */
+  clock: 'instructions' | 'host' | null;
+}
+
+function humanReport(r: KernelBench, facts: Facts, meta: RunMeta): string {
   const base = r.baseNs;
   const lines: string[] = [];
   const machine = facts.notes.get('kernel')?.[0]?.text ?? r.kernel;
-  lines.push(`kernel overhead: ${machine}; ${r.workload}; best of ${r.rounds} interleaved rounds x ${runsPerStart} runs; the boot took ${Number.isNaN(seconds) ? '?' : seconds.toFixed(0)} s`);
-  const rows: string[][] = [['mode', 'best ms', 'overhead ms', 'overhead %', 'attach s', 'runs', 'best per round ms']];
+  const clock = meta.clock === 'instructions' ? 'guest clock counts instructions, 1 ns each' : meta.clock === 'host' ? "guest clock follows the host's" : 'clock not recorded';
+  lines.push(`kernel overhead: ${machine}; ${r.workload}; best of ${r.rounds} interleaved rounds x ${meta.runsPerStart} runs; ${clock}`);
+  lines.push(`the VM ran ${meta.seconds === null ? '?' : meta.seconds.toFixed(0)} s, boot included`);
+  const rows: string[][] = [['mode', 'best ms', 'overhead ms', 'overhead %', 'tracer CPU ms', 'attach s', 'runs', 'best per round ms']];
   for (const mode of MODES) {
     const ns = modeNs(r, mode);
     const runs = facts.ns.get(mode) ?? [];
+    const cpu = best(facts, mode)?.tracerCpuMs;
     const attach = facts.attachSec.get(mode) ?? [];
     const perRound = Array.from({ length: r.rounds }, (_, i) => {
       const times = runs.filter((x) => x.round === i + 1).map((x) => x.ns);
@@ -260,14 +287,16 @@ function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds
       ns === null ? 'null' : ms(ns),
       ns === null || base === null || mode === 'base' ? '-' : ms(ns - base),
       ns === null || base === null || mode === 'base' ? '-' : `${(((ns - base) / base) * 100).toFixed(0)} %`,
+      cpu === undefined ? '-' : String(cpu),
       attach.length === 0 ? '-' : `${Math.min(...attach).toFixed(1)}-${Math.max(...attach).toFixed(1)}`,
-      `${runs.length}/${r.rounds * runsPerStart}`,
+      `${runs.length}/${r.rounds * meta.runsPerStart}`,
       perRound.join(' '),
     ]);
   }
   lines.push(...table(rows));
   lines.push('');
   for (const mode of MODES) lines.push(`  ${mode.padEnd(17)} ${DESCRIPTIONS[mode]}`);
+  lines.push('  (tracer CPU: what the tracer process used during the best run; attach: from its start, on the guest clock)');
   lines.push('');
   lines.push(`pageref (no stacks), capture of the fastest run's round: ${r.events ?? 'null'} events, ${r.dropped ?? 'null'} dropped (report --json)`);
   for (const mode of ['ftrace', 'ftraceStack'] as const) {
@@ -276,7 +305,13 @@ function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds
   }
   for (const mode of ['pageref', 'pagerefStack', 'pagerefSampled', 'pagerefAggregate'] as const) {
     const notes = facts.notes.get(mode) ?? [];
-    if (notes.length > 0) lines.push(`  ${mode}: ${noteRange(notes, /(\d+) events in/)} events per capture (${runsPerStart} runs), ${noteRange(notes, /(\d+) dropped/)} dropped`);
+    if (notes.length === 0) continue;
+    // record's last line: "N records in S s (stopped by ...), D dropped[, events E sampled out|summed per pfn], ..."
+    const folded = /events \d+ ([a-z ]+?),/.exec(notes[0].text)?.[1];
+    lines.push(
+      `  ${mode}: ${noteRange(notes, /(\d+) (?:records|events) in/)} records per capture (${meta.runsPerStart} runs), ${noteRange(notes, /(\d+) dropped/)} dropped` +
+        (folded ? `, ${noteRange(notes, /events (\d+) [a-z ]+?,/)} events ${folded}` : ''),
+    );
   }
   lines.push('');
   lines.push('targets (issue 4), this run:');
@@ -300,9 +335,9 @@ function humanReport(r: KernelBench, facts: Facts, runsPerStart: number, seconds
   return lines.join('\n') + '\n';
 }
 
-function print(summary: KernelBench, facts: Facts, json: boolean, runsPerStart: number, seconds: number): void {
+function print(summary: KernelBench, facts: Facts, json: boolean, meta: RunMeta): void {
   if (json) process.stdout.write(JSON.stringify({ kernel: summary }) + '\n');
-  else process.stdout.write(humanReport(summary, facts, runsPerStart, seconds));
+  else process.stdout.write(humanReport(summary, facts, meta));
 }
 
 /** --from DIR: rounds and runs as bench.tsv has them, the kernel as the guest named it. */
@@ -316,8 +351,13 @@ function printAgain(dir: string, json: boolean): number {
   const rounds = Math.max(...runs.map((r) => r.round));
   const runsPerStart = Math.max(...[...facts.ns.values()].flatMap((list) => list.filter((r) => r.round === 1).length));
   const kernel = (facts.notes.get('kernel')?.[0]?.text ?? 'unknown').split(',')[0];
-  const seconds = Number(/^\d+(\.\d+)?/.exec(readFileSync(join(dir, 'bench.seconds'), { encoding: 'utf8', flag: 'a+' }))?.[0] ?? NaN);
-  print(summarise(kernel, rounds, facts), facts, json, runsPerStart, seconds);
+  let meta: RunMeta = { runsPerStart, seconds: null, clock: null };
+  try {
+    meta = { ...meta, ...(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Partial<RunMeta>) };
+  } catch {
+    // a folder from before run.json: what bench.tsv says is all there is
+  }
+  print(summarise(kernel, rounds, facts), facts, json, meta);
   return 0;
 }
 
@@ -343,8 +383,8 @@ async function main(): Promise<number> {
     return 1;
   }
   const outDir = options.keep ?? mkdtempSync(join(tmpdir(), 'pageref-bench-'));
-  // A round took 2.5 min with one run per start under TCG (each tracer
-  // attaches in 10-25 s); twice that leaves room for a busy host.
+  // Five rounds of three runs took 11-18 min of wall time (each tracer
+  // attaches in 5-35 s); twice that leaves room for a busy host.
   const timeoutSec = options.timeoutSec ?? 300 + options.rounds * (240 + options.runs * 60);
   if (!options.json) {
     process.stderr.write(`bench kernel: booting ${kernel.name} under QEMU for ${options.rounds} rounds of ${options.runs} runs (several minutes; logs in ${outDir})\n`);
@@ -356,22 +396,26 @@ async function main(): Promise<number> {
       script: `sh vm/bench-guest.sh ${MIB} ${CHURN_ROUNDS} ${options.rounds} ${options.runs}`,
       timeoutSec,
       memoryMiB: MEMORY_MIB,
+      // The guest's clock counts instructions (1 ns each), so that what else
+      // the host runs does not change the figures; --host-clock for wall time.
+      instructionClock: !options.hostClock,
       cmaMiB: 0,
       outDir,
     });
   } catch (error) {
     if (!(error instanceof VmError)) throw error;
-    process.stderr.write(`bench kernel: ${error.message} (logs in ${outDir})\n`);
+    process.stderr.write(`bench kernel: ${error.message} (logs in ${outDir}; --from ${outDir} prints what was measured)\n`);
     return 1;
   }
   const facts = readFacts(outDir);
   const summary = summarise(kernel.name, options.rounds, facts);
+  const meta: RunMeta = { runsPerStart: options.runs, seconds: result.seconds, clock: options.hostClock ? 'host' : 'instructions' };
+  writeFileSync(join(outDir, 'run.json'), JSON.stringify(meta) + '\n');
   if (result.exitCode !== 0 || summary.baseNs === null) {
     process.stderr.write(`bench kernel: the guest script exited ${result.exitCode}${summary.baseNs === null ? ' and left no base time' : ''}; logs in ${outDir}\n${result.log.slice(-2000)}`);
     return 1;
   }
-  writeFileSync(join(outDir, 'bench.seconds'), `${result.seconds}\n`);
-  print(summary, facts, options.json, options.runs, result.seconds);
+  print(summary, facts, options.json, meta);
   return 0;
 }
 
