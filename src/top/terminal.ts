@@ -64,8 +64,10 @@ export class Terminal {
     this.resizeHandler = onResize;
     this.output.on('resize', onResize);
     try {
-      // A new open file description: O_NONBLOCK on it leaves the shell's descriptor alone.
-      this.frameFd = openSync(`/proc/self/fd/${this.outputFd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+      // A new open file description: O_NONBLOCK on it leaves the shell's
+      // descriptor alone. O_APPEND does nothing on a terminal; on a file
+      // (the tests' stand-in) it keeps both descriptors' writes in order.
+      this.frameFd = openSync(`/proc/self/fd/${this.outputFd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY | constants.O_APPEND);
     } catch {
       this.frameFd = -1;
     }

@@ -1,15 +1,16 @@
-// `npm run bench`: the pipeline benchmark, then the kernel benchmark, each in
-// its own process (the pipeline wants a large heap; the kernel one boots a VM).
+// `npm run bench`: the pipeline benchmark, pageref top's frame time, then the
+// kernel benchmark, each in its own process (the pipeline wants a large heap;
+// the kernel one boots a VM).
 //
 //   node dist/test/bench/run.js [--json] [--pipeline-only | --kernel-only] [kernel options]
 //
-// With --json, one object: {"pipeline": {...}, "kernel": {...}}, a part that
+// With --json, one object: {"pipeline": {...}, "topFrame": {...}, "kernel": {...}}, a part that
 // failed being null (and the exit status 1). Other options go to kernel.js.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-type Part = 'pipeline' | 'kernel';
+type Part = 'pipeline' | 'topFrame' | 'kernel';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -20,6 +21,7 @@ const kernelArgs = args.filter((a) => a !== '--json' && a !== '--pipeline-only' 
 const COMMANDS: Record<Part, string[]> = {
   // 10 M pfns in the hold table for bytes per pfn need more than the default heap.
   pipeline: ['--max-old-space-size=8192', join(__dirname, 'pipeline.js')],
+  topFrame: [join(__dirname, 'top-frame.js')],
   kernel: [join(__dirname, 'kernel.js'), ...kernelArgs],
 };
 
@@ -50,7 +52,7 @@ async function main(): Promise<number> {
     process.stderr.write(`bench: ${kernelArgs.join(' ')}: options of the kernel benchmark, which --pipeline-only skips\n`);
     return 2;
   }
-  const parts: Part[] = pipelineOnly ? ['pipeline'] : kernelOnly ? ['kernel'] : ['pipeline', 'kernel'];
+  const parts: Part[] = pipelineOnly ? ['pipeline'] : kernelOnly ? ['kernel'] : ['pipeline', 'topFrame', 'kernel'];
   const merged: Partial<Record<Part, unknown>> = {};
   let status = 0;
   for (const part of parts) {
