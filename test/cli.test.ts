@@ -23,6 +23,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a ring buffer that is not a power of two', ['record', '-o', '/nonexistent/x', '--buffer-size', '5000'], /buffer size 5000 must be a power of two/],
   ['a live blame ring buffer that is not a power of two', ['blame', '--buffer-size', '3M'], /buffer size 3145728 must be a power of two/],
   ['a stack map that is too large', ['record', '-o', '/nonexistent/x', '--stack-entries', '99999999'], /stack entries 99999999 must be/],
+  ['a max-drops that is not a number', ['record', '-o', '/nonexistent/x', '--max-drops', 'many'], /--max-drops: "many" is not a non-negative integer/],
+  ['an unknown attach mode', ['record', '-o', '/nonexistent/x', '--attach', 'kprobe'], /--attach: "kprobe" must be one of auto, btf, tracepoint/],
   ['an unknown stacks mode', ['record', '-o', '/nonexistent/x', '--stacks', 'some'], /--stacks: "some" must be one of all, sampled, armed, none/],
   ['a pfn sample of 0', ['record', '-o', '/nonexistent/x', '--sample-pfn', '0'], /--sample-pfn: "0" must be from 1 to/],
   ['an event sample that is not a number', ['record', '-o', '/nonexistent/x', '--sample-events', 'half'], /--sample-events: "half" is not a non-negative integer/],

@@ -39,10 +39,12 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .option('-d, --duration <seconds>', 'stop after this many seconds (default: until SIGINT or SIGTERM)', (v) => parseSeconds(v, '--duration')),
   )
     .option('-f, --force', 'replace the output file if it exists')
+    .option('--max-drops <n>', 'stop (exit status 1, the capture finished) once the kernel has dropped more than N records', (v) => parseInteger(v, '--max-drops'))
     .action(async (options) => {
       setExit(
         await recordCommand({
           output: options.output,
+          maxDrops: options.maxDrops,
           durationSec: options.duration,
           ...traceScope(options),
           force: Boolean(options.force),

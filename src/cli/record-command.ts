@@ -34,6 +34,8 @@ export interface TraceScope {
 
 export interface RecordArgs extends TraceScope {
   output: string;
+  /** --max-drops: stop, and exit 1, once more records than this were dropped. */
+  maxDrops?: number;
   durationSec?: number;
   force: boolean;
   commandLine: string[];
@@ -96,6 +98,7 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
         tracer,
         eventsMissing: doctor.events.missing,
         cmaAreas: resolved.cmaAreas,
+        maxDrops: args.maxDrops,
         commandLine: args.commandLine,
         durationSec: args.durationSec,
         signal: stop.signal,
@@ -119,6 +122,10 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
       `pageref record: ${result.records} records in ${result.elapsedSec.toFixed(1)} s (stopped by ${result.stopReason}), ${result.dropped} dropped${kept.length > 0 ? `, events ${kept.join(', ')}` : ''}, ${writer.bytesWritten} bytes written to ${args.output}`,
     );
     if (result.dropped > 0) log(`pageref record: WARNING: ${result.dropped} records were lost because the ring buffer was full; try a larger --buffer-size, filters or sampling`);
+    if (result.stopReason.startsWith('max drops')) {
+      log(`pageref record: stopped: ${result.stopReason}; the capture is finished up to there`);
+      return 1;
+    }
     if (total(c.aggregateOverflow) > 0) log(`pageref record: WARNING: ${total(c.aggregateOverflow)} events fell on pfns without a slot (--max-pfns ${args.maxPfns}) and are only counted`);
     return 0;
   } catch (error) {

@@ -35,6 +35,8 @@ export interface LiveCaptureOptions {
   durationSec?: number;
   signal?: AbortSignal;
   onProgress?: (progress: LiveProgress) => void;
+  /** Stop (finishing the capture) once the kernel has dropped more than this many records. */
+  maxDrops?: number;
   /** Called once the programs are attached and events flow; `how` says how page_ref attached and, after a fallback, why. */
   onAttached?: (attached: string[], how: string) => void;
 }
@@ -131,8 +133,11 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       const countersTimer = setInterval(
         guarded(() => {
           writeCounts();
-          sink.counters(counters());
+          const now = counters();
+          sink.counters(now);
           options.onProgress?.(progress());
+          const dropped = now.dropped.reduce((a, b) => a + b, 0);
+          if (options.maxDrops !== undefined && dropped > options.maxDrops) finish(`max drops: ${dropped} records dropped, more than --max-drops ${options.maxDrops}`);
         }),
         COUNTERS_INTERVAL_MS,
       );

@@ -69,13 +69,18 @@ mkfifo "$TMPDIR/go2"
 build/Release/page-churn 8 2 < "$TMPDIR/go2" > /dev/null 2>&1 &
 churn=$!
 start_recorder tiny --pid $churn --no-stacks --buffer-size 4K
-if wait_attached "$out/tiny-record.log" $recorder; then
+tiny=$recorder
+# The same, told to give up after 100 drops: it stops by itself, exit status 1.
+start_recorder max-drops --pid $churn --no-stacks --buffer-size 4K --max-drops 100
+if wait_attached "$out/tiny-record.log" $tiny && wait_attached "$out/max-drops-record.log" $recorder; then
 	echo go > "$TMPDIR/go2"
 	wait $churn
 else
 	kill $churn
 fi
-stop_recorder $recorder tiny
+stop_recorder $tiny tiny
+wait $recorder
+echo $? > "$out/max-drops.rc"
 
 # --- stacks on 1 in 4 pfns ------------------------------------------------
 mkfifo "$TMPDIR/go3"

@@ -240,6 +240,21 @@ function registerSamplingTests(kernel: KernelImage): void {
     outcomesAddUp(t, c, 'tiny');
   });
 
+  test(`${name}: --max-drops stops the recording by itself, finishes the capture and exits 1`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'max-drops.rc').trim(), '1', file(run, 'max-drops-record.log'));
+    t.regex(file(run, 'max-drops-record.log'), /stopped: max drops: \d+ records dropped, more than --max-drops 100/);
+    let stopReason = '';
+    replayCapture(join(run.outDir, 'max-drops.pgref'), {
+      header: () => {},
+      stacks: () => {},
+      events: () => {},
+      counters: () => {},
+      end: (end) => (stopReason = end.trailer?.stopReason ?? `no trailer: ${end.truncated}`),
+    });
+    t.regex(stopReason, /^max drops: /);
+  });
+
   test(`${name}: --stacks sampled takes stacks on exactly the pfns its hash picks`, async (t) => {
     const run = await guestRun(kernel);
     t.is(file(run, 'sampled-stacks.rc').trim(), '0', file(run, 'sampled-stacks-record.log'));
