@@ -10,6 +10,7 @@ import { DEFAULT_TOP_ROWS, parseFilterOption, parseSpeed, parseView, topCommand 
 import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
+import { importCommand } from './import-command';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -61,6 +62,29 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .addOption(new Option('--top <n>', 'rows of pages to show').default(20).argParser((v) => parseInteger(v, '--top')))
     .action((file: string, options: { json?: boolean; top: number }) => {
       process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top }));
+    });
+
+  program
+    .command('import')
+    .description('turn ftrace text (trace, trace_pipe, trace-cmd report) into a capture every command reads')
+    .argument('<trace>', 'ftrace text file, or - for stdin')
+    .requiredOption('-o, --output <file>', 'capture file to write (created 0600)')
+    .option('--strict', 'a malformed line is fatal (default: a warning naming its line)')
+    .option('--kernel <release>', 'the kernel the text came from (header; names symbolic page flags)')
+    .option('--json', 'print what was imported as JSON (the contract is in the README)')
+    .option('-f, --force', 'replace the output file if it exists')
+    .action(async (trace: string, options: { output: string; strict?: boolean; kernel?: string; json?: boolean; force?: boolean }) => {
+      setExit(
+        await importCommand({
+          trace,
+          output: options.output,
+          strict: Boolean(options.strict),
+          force: Boolean(options.force),
+          json: Boolean(options.json),
+          kernelRelease: options.kernel,
+          commandLine: ['pageref', ...argv.slice(2)],
+        }),
+      );
     });
 
   program
