@@ -19,6 +19,7 @@ need_command qemu-system-x86_64 qemu-system-x86
 need_command busybox busybox-static
 need_command bpftrace bpftrace
 need_command tmux tmux
+need_command go golang-go
 if command -v pkg-config >/dev/null 2>&1; then
   need_pkgconfig libbpf libbpf-dev
   need_pkgconfig libelf libelf-dev

@@ -11,6 +11,7 @@ import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
 import { importCommand } from './import-command';
+import { exportCommand } from './export-command';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -85,6 +86,17 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
           commandLine: ['pageref', ...argv.slice(2)],
         }),
       );
+    });
+
+  program
+    .command('export')
+    .description('write a capture for other tools: a pprof profile of who holds references')
+    .argument('<file>', 'capture file')
+    .option('--pprof <out>', 'gzipped pprof profile of holders and releasers (go tool pprof, speedscope, Pyroscope)')
+    .option('--json', 'print what was written as JSON (the contract is in the README)')
+    .option('-f, --force', 'replace output files that exist')
+    .action((file: string, options: { pprof?: string; json?: boolean; force?: boolean }) => {
+      process.stdout.write(exportCommand({ capture: file, pprof: options.pprof, json: Boolean(options.json), force: Boolean(options.force) }));
     });
 
   program
