@@ -1,9 +1,11 @@
 // `pageref export FILE --pprof OUT.pb.gz --perfetto OUT`: a capture into the
 // formats other tools read, in one read of the capture.
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { replayCapture } from '../capture/capture-reader';
 import { HoldProfile, PprofSummary } from '../export/pprof-profile';
+import { choosePfns, PerfettoSummary, PerfettoTraceWriter } from '../export/perfetto-trace';
+import { CaptureSummary } from '../report/capture-summary';
 import type { CaptureSink } from '../stream/capture-sink';
 import { TeeSink } from '../stream/tee-sink';
 import { UsageError } from './arguments';
@@ -11,6 +13,9 @@ import { UsageError } from './arguments';
 export interface ExportArgs {
   capture: string;
   pprof?: string;
+  perfetto?: string;
+  /** --perfetto: pfns with a refcount track, at most. */
+  pfnTracks: number;
   force: boolean;
   json: boolean;
 }
@@ -19,17 +24,35 @@ export interface ExportArgs {
 export interface ExportJson {
   input: string;
   pprof: (PprofSummary & { output: string; bytes: number }) | null;
+  perfetto: (PerfettoSummary & { output: string; bytes: number }) | null;
 }
 
 export function exportCommand(args: ExportArgs): string {
-  const outputs = [args.pprof].filter((o): o is string => o !== undefined);
+  const outputs = [args.pprof, args.perfetto].filter((o): o is string => o !== undefined);
   if (outputs.length === 0) throw new UsageError('export: say what to write: --pprof OUT.pb.gz or --perfetto OUT');
   for (const output of outputs) if (existsSync(output) && !args.force) throw new UsageError(`${output} exists; pass --force to replace it`);
   const sinks: CaptureSink[] = [];
   const profile = args.pprof ? new HoldProfile() : undefined;
   if (profile) sinks.push(profile);
-  replayCapture(args.capture, new TeeSink(sinks));
-  const result: ExportJson = { input: args.capture, pprof: null };
+  let trace: PerfettoTraceWriter | undefined;
+  if (args.perfetto) {
+    // A first read picks the pages worth a counter track; the second writes the trace as it reads.
+    const summary = new CaptureSummary();
+    replayCapture(args.capture, summary);
+    trace = new PerfettoTraceWriter(args.perfetto, choosePfns(summary, args.pfnTracks), { force: args.force });
+    sinks.push(trace);
+  }
+  try {
+    replayCapture(args.capture, new TeeSink(sinks));
+  } catch (error) {
+    if (trace) {
+      trace.end({});
+      unlinkSync(trace.path);
+    }
+    throw error;
+  }
+  const result: ExportJson = { input: args.capture, pprof: null, perfetto: null };
+  if (trace && args.perfetto) result.perfetto = { output: args.perfetto, bytes: statSync(args.perfetto).size, ...trace.summary };
   if (profile && args.pprof) {
     const { bytes, summary } = profile.encode();
     writeFileSync(args.pprof, bytes, { mode: 0o600 });
@@ -40,6 +63,11 @@ export function exportCommand(args: ExportArgs): string {
   if (result.pprof) {
     lines.push(`pprof: ${result.pprof.output}: ${result.pprof.samples} samples, ${result.pprof.locations} locations, ${result.pprof.bytes} bytes (go tool pprof -top ${result.pprof.output})`);
     for (const comment of result.pprof.comments.slice(2)) lines.push(`  note: ${comment}`);
+  }
+  if (result.perfetto) {
+    const p = result.perfetto;
+    lines.push(`perfetto: ${p.output}: ${p.counterTracks} refcount tracks, ${p.instants} instant events on ${p.threadTracks} threads, ${p.packets} packets, ${p.bytes} bytes (open in ui.perfetto.dev)`);
+    for (const limit of p.limits) lines.push(`  note: ${limit}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -12,6 +12,7 @@ import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
 import { importCommand } from './import-command';
 import { exportCommand } from './export-command';
+import { DEFAULT_PFN_TRACKS } from '../export/perfetto-trace';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -90,13 +91,17 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
 
   program
     .command('export')
-    .description('write a capture for other tools: a pprof profile of who holds references')
+    .description('write a capture for other tools: a pprof profile of who holds references, a Perfetto timeline')
     .argument('<file>', 'capture file')
     .option('--pprof <out>', 'gzipped pprof profile of holders and releasers (go tool pprof, speedscope, Pyroscope)')
+    .option('--perfetto <out>', 'Perfetto trace: refcount tracks of the busiest pfns, isolation failures and CMA events (ui.perfetto.dev)')
+    .addOption(new Option('--pfn-tracks <n>', '--perfetto: pfns with a refcount track, at most').default(DEFAULT_PFN_TRACKS).argParser((v) => parseInteger(v, '--pfn-tracks')))
     .option('--json', 'print what was written as JSON (the contract is in the README)')
     .option('-f, --force', 'replace output files that exist')
-    .action((file: string, options: { pprof?: string; json?: boolean; force?: boolean }) => {
-      process.stdout.write(exportCommand({ capture: file, pprof: options.pprof, json: Boolean(options.json), force: Boolean(options.force) }));
+    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; json?: boolean; force?: boolean }) => {
+      process.stdout.write(
+        exportCommand({ capture: file, pprof: options.pprof, perfetto: options.perfetto, pfnTracks: options.pfnTracks, json: Boolean(options.json), force: Boolean(options.force) }),
+      );
     });
 
   program

@@ -1,0 +1,213 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { perfettoSchema } from '../src/export/perfetto-trace';
+import { EventType } from '../src/record/event-types';
+import type { PfnCounts, RecordOptions } from '../src/capture/schema';
+import { pageref } from './helpers/cli';
+import { tempPath, writeCapture } from './helpers/capture';
+import { rawRecord } from './helpers/records';
+
+const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Packet = Record<string, any>;
+
+function decode(path: string): Packet[] {
+  const { Trace } = perfettoSchema();
+  const trace = Trace.toObject(Trace.decode(readFileSync(path)), { defaults: false, arrays: true }) as { packet: Packet[] };
+  return trace.packet;
+}
+
+interface Checked {
+  tracks: Map<number, Packet>;
+  events: { ts: number; name: string; track: Packet; annotations: Record<string, string | number>; value?: number }[];
+}
+
+/** What Perfetto's importer relies on, checked packet by packet; throws on the first violation. */
+function checkStructure(packets: Packet[]): Checked {
+  const tracks = new Map<number, Packet>();
+  const lastTs = new Map<number, number>();
+  const cleared = new Set<number>();
+  const names = new Map<number, string>();
+  const categories = new Map<number, string>();
+  const annotationNames = new Map<number, string>();
+  const events: Checked['events'] = [];
+  packets.forEach((p, index) => {
+    const where = `packet ${index}`;
+    const seq = p.trustedPacketSequenceId;
+    if (!(seq > 0)) throw new Error(`${where}: no trusted_packet_sequence_id`);
+    const flags = p.sequenceFlags ?? 0;
+    if (flags & 1) {
+      cleared.add(seq);
+      names.clear();
+      categories.clear();
+      annotationNames.clear();
+    }
+    if (flags & 2 && !cleared.has(seq)) throw new Error(`${where}: needs incremental state before the sequence cleared it`);
+    for (const c of p.internedData?.eventCategories ?? []) categories.set(c.iid, c.name);
+    for (const n of p.internedData?.eventNames ?? []) names.set(n.iid, n.name);
+    for (const n of p.internedData?.debugAnnotationNames ?? []) annotationNames.set(n.iid, n.name);
+    if (p.trackDescriptor) {
+      const d = p.trackDescriptor;
+      if (!(d.uuid > 0) || d.uuid >= 2 ** 53) throw new Error(`${where}: track uuid ${d.uuid}`);
+      if (tracks.has(d.uuid)) throw new Error(`${where}: track ${d.uuid} declared twice`);
+      if (d.parentUuid !== undefined && !tracks.has(d.parentUuid)) throw new Error(`${where}: parent ${d.parentUuid} not declared`);
+      tracks.set(d.uuid, d);
+    }
+    if (p.trackEvent) {
+      const e = p.trackEvent;
+      if (p.timestamp === undefined) throw new Error(`${where}: a track event without a timestamp`);
+      if (p.timestamp < (lastTs.get(seq) ?? 0)) throw new Error(`${where}: timestamp ${p.timestamp} before ${lastTs.get(seq)} on sequence ${seq}`);
+      lastTs.set(seq, p.timestamp);
+      if (!(flags & 2)) throw new Error(`${where}: uses interned data without SEQ_NEEDS_INCREMENTAL_STATE`);
+      const track = tracks.get(e.trackUuid);
+      if (!track) throw new Error(`${where}: track ${e.trackUuid} was not declared`);
+      if (e.type === 4 && !track.counter) throw new Error(`${where}: a counter value on a track that is not a counter`);
+      if (e.type !== 4 && track.counter) throw new Error(`${where}: a slice or instant on a counter track`);
+      for (const iid of e.categoryIids ?? []) if (!categories.has(iid)) throw new Error(`${where}: category iid ${iid} undefined`);
+      if (e.nameIid !== undefined && !names.has(e.nameIid)) throw new Error(`${where}: name iid ${e.nameIid} undefined`);
+      const annotations: Record<string, string | number> = {};
+      for (const a of e.debugAnnotations ?? []) {
+        const name = annotationNames.get(a.nameIid);
+        if (name === undefined) throw new Error(`${where}: annotation name iid ${a.nameIid} undefined`);
+        annotations[name] = a.stringValue ?? a.intValue ?? a.uintValue;
+      }
+      events.push({ ts: p.timestamp, name: e.type === 4 ? 'counter' : names.get(e.nameIid)!, track, annotations, value: e.counterValue });
+    }
+  });
+  return { tracks, events };
+}
+
+function exportTrace(capture: string, extra: string[] = []): { path: string; stdout: string } {
+  const path = tempPath('out.pftrace');
+  const run = pageref(['export', capture, '--perfetto', path, ...extra]);
+  if (run.status !== 0) throw new Error(run.stderr);
+  return { path, stdout: run.stdout };
+}
+
+test('the trace fixture as a Perfetto trace: a refcount track for the busy pfn, the failure with its holders, CMA events on the task\'s thread', (t) => {
+  const capture = tempPath('trace.pgref');
+  t.is(pageref(['import', join(FIXTURES, 'ftrace-trace.txt'), '-o', capture]).status, 0);
+  const { path, stdout } = exportTrace(capture);
+  t.regex(stdout, /perfetto: .*: 1 refcount tracks, 6 instant events on 1 threads/);
+  const { tracks, events } = checkStructure(decode(path));
+  const counter = [...tracks.values()].find((d) => d.counter);
+  t.is(counter?.name, 'pfn 0x12345 refcount');
+  t.deepEqual(events.filter((e) => e.track === counter).map((e) => e.value), [1, 2, 1]);
+  const failure = events.find((e) => e.name === 'isolation failed')!;
+  t.is(failure.annotations.pfn, '0x12345');
+  t.is(failure.annotations.start_pfn, '0x12000');
+  t.is(failure.annotations.comm, 'cma-alloc');
+  t.is(failure.annotations.refcount, 2);
+  t.regex(String(failure.annotations.holders), /vmsplice-hold\[812\] 1 ref pin try_grab_folio\+0x4b, held 1500\.100 ms: __page_ref_mod\+0x5a <- try_grab_folio\+0x4b/);
+  t.regex(String(failure.annotations.holders), /post_alloc_hook/);
+  t.is(failure.track.thread?.tid, 900);
+  const process = tracks.get(failure.track.parentUuid);
+  t.deepEqual(process?.process, { pid: 900, processName: 'cma-alloc' });
+  t.deepEqual(events.filter((e) => e.track === failure.track).map((e) => e.name), ['cma alloc start', 'isolation failed', 'cma busy retry', 'cma alloc finish', 'cma release']);
+  t.is(events.find((e) => e.name === 'cma busy retry')!.annotations.pfn, '0x12345', 'the retry is counted against the busy pfn of its task');
+  const capt = events.find((e) => e.name === 'capture')!;
+  t.regex(String(capt.annotations.source), /ftrace text: .*ftrace-trace\.txt/);
+  t.is(capt.annotations.limits, 'none: every event was recorded');
+});
+
+test('counter tracks are bounded: busy pfns first, then the most active; records out of order still leave in time order', (t) => {
+  const records: Buffer[] = [];
+  let ts = 1_000_000_000n;
+  for (let page = 0; page < 40; page++) {
+    for (let n = 0; n <= page % 7; n++) {
+      records.push(rawRecord({ type: EventType.PageRefMod, tsNs: (ts += 1000n), pfn: BigInt(0x30000 + page), val: 1, count: n + 2, pid: 10, tgid: 10, comm: 'worker', stackId: 1 }));
+    }
+  }
+  // A record whose timestamp is a little older than the one before it, as CPUs reserve ring space.
+  records.push(rawRecord({ type: EventType.PageRefMod, tsNs: ts - 5000n, pfn: 0x30006n, val: 1, count: 9, pid: 11, tgid: 10, comm: 'worker', stackId: 1 }));
+  records.push(rawRecord({ type: EventType.TestPagesIsolated, tsNs: (ts += 1000n), pfn: 0x30000n, word1: 0x30200n, word2: 0x30021n, pid: 300, tgid: 300, comm: 'cma' }));
+  const capture = tempPath('many.pgref');
+  writeCapture(capture, records, { perBatch: 7 });
+  const { path } = exportTrace(capture, ['--pfn-tracks', '3']);
+  const { tracks, events } = checkStructure(decode(path));
+  const counters = [...tracks.values()].filter((d) => d.counter).map((d) => d.name);
+  t.deepEqual(counters, ['pfn 0x30021 refcount', 'pfn 0x30006 refcount', 'pfn 0x3000d refcount'], 'the busy pfn, then the pfns with the most events');
+  t.deepEqual(events.filter((e) => e.track.name === 'pfn 0x30006 refcount').map((e) => e.value), [2, 3, 4, 5, 6, 7, 8, 9]);
+  const late = events.find((e) => e.value === 9)!;
+  t.is(late.ts, Number(ts) - 1000 - 5000, 'the late record keeps its own time: sorted into place, not moved');
+  const before = events[events.indexOf(late) - 1];
+  t.true(before.ts <= late.ts && before.value !== undefined);
+  const json = JSON.parse(pageref(['export', capture, '--perfetto', tempPath('j.pftrace'), '--json', '--pfn-tracks', '3']).stdout);
+  t.deepEqual(Object.keys(json.perfetto), ['output', 'bytes', 'packets', 'counterTracks', 'pfns', 'threadTracks', 'processTracks', 'instants', 'counterEvents', 'reordered', 'limits']);
+  t.deepEqual(json.perfetto.pfns, ['0x30021', '0x30006', '0x3000d']);
+  t.is(json.perfetto.reordered, 0);
+  t.is(json.pprof, null);
+});
+
+test('sampled and aggregated captures say so on the capture track; aggregated pfn totals become counter values', (t) => {
+  const records = [rawRecord({ type: EventType.TestPagesIsolated, tsNs: 1_000_002_000n, pfn: 0x50000n, word1: 0x50200n, word2: 0x50001n, pid: 5, tgid: 5, comm: 'cma' })];
+  const counts: PfnCounts[] = [
+    { pfn: [0x50001, 0x50002], gets: [3, 1], puts: [1, 0], events: [4, 1], lastCount: [3, 2], lastTsNs: [1_500, 1_800] },
+    { pfn: [0x50001], gets: [0], puts: [2], events: [2], lastCount: [1], lastTsNs: [900_000_000] },
+  ];
+  const options: Partial<RecordOptions> = { aggregateSlots: 1024, stacksMode: 'none', stacks: false, samplePfn: 4 };
+  const capture = tempPath('agg.pgref');
+  writeCapture(capture, records, { recordOptions: options, pfnCounts: counts });
+  const { path, stdout } = exportTrace(capture);
+  t.regex(stdout, /note: aggregated: page_ref events were summed per pfn/);
+  t.regex(stdout, /note: sampled: the page_ref events of 1 in 4 pfns/);
+  const { events } = checkStructure(decode(path));
+  const limits = String(events.find((e) => e.name === 'capture')!.annotations.limits);
+  t.regex(limits, /aggregated: page_ref events were summed per pfn in the kernel/);
+  t.regex(limits, /sampled: the page_ref events of 1 in 4 pfns/);
+  t.deepEqual(events.filter((e) => e.track.name === 'pfn 0x50001 refcount').map((e) => e.value), [3, 1]);
+});
+
+test('export --perfetto and --pprof together, and the errors', (t) => {
+  const capture = tempPath('both.pgref');
+  t.is(pageref(['import', join(FIXTURES, 'ftrace-seed.txt'), '-o', capture]).status, 0);
+  const run = pageref(['export', capture, '--perfetto', tempPath('b.pftrace'), '--pprof', tempPath('b.pb.gz'), '--json']);
+  t.is(run.status, 0, run.stderr);
+  const json = JSON.parse(run.stdout);
+  t.truthy(json.pprof);
+  t.truthy(json.perfetto);
+  const damaged = tempPath('damaged.pgref');
+  const bytes = readFileSync(capture);
+  require('node:fs').writeFileSync(damaged, bytes.subarray(0, 8));
+  const out = tempPath('never.pftrace');
+  const bad = pageref(['export', damaged, '--perfetto', out]);
+  t.is(bad.status, 1);
+  t.false(require('node:fs').existsSync(out), 'no trace is left from a capture that could not be read');
+  const usage = pageref(['export', capture, '--perfetto', tempPath('x.pftrace'), '--pfn-tracks', 'many']);
+  t.is(usage.status, 2);
+  t.regex(usage.stderr, /--pfn-tracks: "many" is not a non-negative integer/);
+});
+
+test('the reorder window: a record a little late is sorted into place, one later than the window is written at the time before it', (t) => {
+  const { PerfettoTraceWriter } = require('../src/export/perfetto-trace') as typeof import('../src/export/perfetto-trace');
+  const { allocateBatch } = require('../src/record/event-batch') as typeof import('../src/record/event-batch');
+  const { StringTable } = require('../src/record/string-table') as typeof import('../src/record/string-table');
+  const { testHeader } = require('./helpers/capture') as typeof import('./helpers/capture');
+  const path = tempPath('window.pftrace');
+  const writer = new PerfettoTraceWriter(path, [0x100]);
+  writer.header(testHeader());
+  const strings = new StringTable();
+  const n = 20_000;
+  const batch = allocateBatch(n);
+  for (let i = 0; i < n; i++) {
+    batch.type[i] = EventType.PageRefMod;
+    batch.pfn[i] = 0x100;
+    batch.tsNs[i] = i * 1000; // 1 µs apart: 20 ms in all
+    batch.count[i] = i;
+    batch.stackId[i] = -1;
+  }
+  batch.tsNs[15_000] = 15_000_000 - 5_000_000; // 5 ms late: inside the 10 ms window
+  batch.tsNs[19_999] = 19_999_000 - 15_000_000; // 15 ms late: beyond it
+  writer.events(batch, strings);
+  writer.end({});
+  t.is(writer.summary.reordered, 1);
+  const { events } = checkStructure(decode(path));
+  const values = events.filter((e) => e.name === 'counter').map((e) => e.value);
+  t.is(values.length, n);
+  const at = values.indexOf(15_000);
+  t.deepEqual([values[at - 1], values[at + 1]], [10_000, 10_001], 'the 5 ms late record sits among the records of its time');
+  const clamped = events.find((e) => e.value === 19_999)!;
+  t.true(clamped.ts >= 1_000_000_000 + 4_999_000, 'written no earlier than the packet before it');
+});
