@@ -5,6 +5,9 @@ import { CaptureWriter } from '../src/capture/capture-writer';
 import { CaptureSummary, reportJson } from '../src/report/capture-summary';
 import { EventType } from '../src/record/event-types';
 import { rawRecord } from './helpers/records';
+import { hashMappingsInPlace, PointerHasher } from '../src/record/pointer-hash';
+import { RecordDecoder } from '../src/record/record-decoder';
+import { StringTable } from '../src/record/string-table';
 import { tempPath, testHeader, writeCapture } from './helpers/capture';
 
 function sampleRecords() {
@@ -155,5 +158,75 @@ test('per-pfn counts frames read back and add up; rows without events or with im
     const path = tempPath('bad-counts.pgref');
     writeCapture(path, [], { pfnCounts: [{ ...bad, pfn: [...bad.pfn], gets: [...bad.gets], puts: [...bad.puts], events: [...bad.events], lastCount: [...bad.lastCount], lastTsNs: [...bad.lastTsNs] }] });
     t.throws(() => replayCapture(path, new CaptureSummary()), { instanceOf: CaptureError, message });
+  }
+});
+
+/** Every column of every event a capture replays, as plain arrays. */
+function replayedColumns(path: string): Record<string, number[]> & { comms: string[] } {
+  const out: Record<string, number[]> & { comms: string[] } = { comms: [] } as never;
+  replayCapture(path, {
+    header: () => {},
+    stacks: () => {},
+    counters: () => {},
+    end: () => {},
+    events: (batch, strings) => {
+      for (const [key, column] of Object.entries(batch)) {
+        if (key === 'length') continue;
+        (out[key] ??= []).push(...Array.from(column as ArrayLike<number>).slice(0, batch.length));
+      }
+      for (let i = 0; i < batch.length; i++) out.comms.push(strings.get(batch.comm[i]));
+    },
+  });
+  return out;
+}
+
+test('record blocks (what live recording writes) read back as the same events as column batches, pointers hashed', (t) => {
+  const key = Buffer.alloc(16, 5);
+  const raw = Buffer.concat(sampleRecords().map((r, i) => (i === 0 ? rawRecord({ type: EventType.PageRefMod, pfn: 0x1000n, word2: 0xffff888012345679n }) : r)));
+  const columns = tempPath('columns.pgref');
+  const blocks = tempPath('blocks.pgref');
+  for (const [path, asBlocks] of [[columns, false], [blocks, true]] as const) {
+    const writer = new CaptureWriter(path);
+    writer.header(testHeader());
+    const bytes = Buffer.from(raw);
+    if (asBlocks) {
+      hashMappingsInPlace(bytes, bytes.length, new PointerHasher(key));
+      writer.records(bytes.subarray(0, 5 * 96));
+      writer.records(bytes.subarray(5 * 96));
+    } else {
+      const strings = new StringTable();
+      writer.events(new RecordDecoder(strings, new PointerHasher(key), 1_000_000_000n).decode(bytes, bytes.length), strings);
+    }
+    writer.end({});
+  }
+  const fromBlocks = replayedColumns(blocks);
+  t.deepEqual(fromBlocks, replayedColumns(columns));
+  t.true(fromBlocks.mapping[0] > 0 && fromBlocks.mapping[0] < 2 ** 52, 'the pointer is hashed');
+  t.is(fromBlocks.mapping[0] % 4, 1, 'and keeps its low two bits');
+  t.false(readFileSync(blocks).includes(Buffer.from([0x79, 0x56, 0x34, 0x12, 0x80, 0x88, 0xff, 0xff])), 'the raw pointer is in the file');
+});
+
+test('record blocks of an unknown size, of torn records, with unknown event types, or mixed with column batches are refused', (t) => {
+  const cases: [string, (w: CaptureWriter) => void, RegExp][] = [
+    ['size', (w) => (w as unknown as { writeFrame(f: object): void }).writeFrame({ records: { recordSize: 64, records: Buffer.alloc(64) } }), /records of 64 bytes/],
+    ['torn', (w) => (w as unknown as { writeFrame(f: object): void }).writeFrame({ records: { recordSize: 96, records: Buffer.alloc(100) } }), /does not hold whole records/],
+    ['type', (w) => w.records(rawRecord({ type: 200, pfn: 1n })), /event type 200/],
+    [
+      'mixed',
+      (w) => {
+        w.records(rawRecord({ type: EventType.PageRefMod, pfn: 1n }));
+        const strings = new StringTable();
+        w.events(new RecordDecoder(strings, null, 0n).decode(rawRecord({ type: EventType.PageRefMod, pfn: 1n }), 96), strings);
+      },
+      /mixes column batches with record blocks/,
+    ],
+  ];
+  for (const [name, write, message] of cases) {
+    const path = tempPath(`bad-${name}.pgref`);
+    const writer = new CaptureWriter(path);
+    writer.header(testHeader());
+    write(writer);
+    writer.end({});
+    t.throws(() => replayCapture(path, new CaptureSummary()), { instanceOf: CaptureError, message }, name);
   }
 });

@@ -3,6 +3,9 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { allocateBatch, EventBatch } from '../record/event-batch';
+import { EVENT_COUNT } from '../record/event-types';
+import { RECORD_SIZE } from '../record/layout';
+import { RecordDecoder } from '../record/record-decoder';
 import { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { FRAME_HEADER_SIZE, MAGIC, MAX_FRAME_SIZE, payloadCrc } from './framing';
@@ -26,6 +29,7 @@ type DecodedFrame = {
   stacks?: { stacks: { id: number; frames: string[] }[] };
   counters?: KernelCounters;
   pfnCounts?: PfnCounts;
+  records?: { recordSize: number; records: Uint8Array };
   trailer?: StreamEnd['trailer'];
 };
 
@@ -39,6 +43,10 @@ export function replayCapture(path: string, sink: CaptureSink): ReplayResult {
     let header: CaptureHeader | undefined;
     let frames = 0;
     let trailerSeen = false;
+    // Strings of column batches are numbered by the writer, those of record
+    // blocks by the reader: one capture holds one kind or the other.
+    let columnsSeen = false;
+    let recordDecoder: RecordDecoder | undefined;
     for (;;) {
       const next = file.nextPayload();
       if (next.done) {
@@ -63,7 +71,13 @@ export function replayCapture(path: string, sink: CaptureSink): ReplayResult {
         header = frame.header;
         sink.header(header);
       } else if (frame.events) {
+        if (recordDecoder) throw new CaptureError(`${path}: frame ${frames} mixes column batches with record blocks`);
+        columnsSeen = true;
         sink.events(decodeColumns(frame.events, strings), strings);
+      } else if (frame.records) {
+        if (columnsSeen) throw new CaptureError(`${path}: frame ${frames} mixes record blocks with column batches`);
+        recordDecoder ??= new RecordDecoder(strings, null, monotonicBase(header));
+        sink.events(decodeRecords(frame.records, recordDecoder), strings);
       } else if (frame.stacks) {
         sink.stacks(frame.stacks.stacks);
       } else if (frame.counters) {
@@ -79,6 +93,21 @@ export function replayCapture(path: string, sink: CaptureSink): ReplayResult {
   } finally {
     file.close();
   }
+}
+
+function monotonicBase(header: CaptureHeader): bigint {
+  if (!/^\d{1,20}$/.test(header.monotonicBaseNs)) throw new CaptureError(`the header's monotonic base "${header.monotonicBaseNs}" is not a number`);
+  return BigInt(header.monotonicBaseNs);
+}
+
+function decodeRecords(block: { recordSize: number; records: Uint8Array }, decoder: RecordDecoder): EventBatch {
+  if (block.recordSize !== RECORD_SIZE) throw new CaptureError(`a record block has records of ${block.recordSize} bytes; this pageref reads ${RECORD_SIZE}`);
+  if (block.records.length % RECORD_SIZE !== 0) throw new CaptureError(`a record block of ${block.records.length} bytes does not hold whole records`);
+  const batch = decoder.decode(block.records, block.records.length);
+  for (let i = 0; i < batch.length; i++) {
+    if (batch.type[i] >= EVENT_COUNT) throw new CaptureError(`a record has event type ${batch.type[i]}, which this pageref does not know`);
+  }
+  return batch;
 }
 
 function decodeColumns(columns: DecodedColumns, strings: StringTable): EventBatch {
@@ -100,6 +129,7 @@ function decodeColumns(columns: DecodedColumns, strings: StringTable): EventBatc
   }
   strings.extend((columns.newStrings ?? []) as string[]);
   for (let i = 0; i < batch.length; i++) {
+    if (batch.type[i] >= EVENT_COUNT) throw new CaptureError(`an event has type ${batch.type[i]}, which this pageref does not know`);
     if (batch.comm[i] >= strings.strings.length || batch.name[i] >= strings.strings.length) {
       throw new CaptureError('an event refers to a string the capture never defined');
     }

@@ -7,6 +7,7 @@ import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { frameBytes, MAGIC } from './framing';
+import { RECORD_SIZE } from '../record/layout';
 import { CaptureHeader, captureSchema, KernelCounters, PfnCounts, StackEntry } from './schema';
 
 export interface CaptureWriterOptions {
@@ -39,6 +40,11 @@ export class CaptureWriter implements CaptureSink {
     const newStrings = strings.strings.slice(this.stringsWritten);
     this.stringsWritten = strings.strings.length;
     this.writeFrame({ events: encodeColumns(batch, newStrings) });
+  }
+
+  /** Raw records (mappings hashed already) as one RecordBlock frame: no per-field encoding. */
+  records(records: Uint8Array): void {
+    if (records.length > 0) this.writeFrame({ records: { recordSize: RECORD_SIZE, records } });
   }
 
   counters(counters: KernelCounters): void {

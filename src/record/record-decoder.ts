@@ -26,7 +26,8 @@ export class RecordDecoder {
    */
   constructor(
     private readonly strings: StringTable,
-    private readonly pointers: PointerHasher,
+    /** Hashes page.mapping; null when the records' mappings are hashed already (hashMappingsInPlace). */
+    private readonly pointers: PointerHasher | null,
     private readonly monotonicBaseNs: bigint,
     /** Maps a kernel stack id to the capture's stack id (identity unless the source renumbers). */
     private readonly stackIdOf: (kernelStackId: number) => number = (id) => id,
@@ -66,7 +67,7 @@ export class RecordDecoder {
       const word2 = at + F['page.mapping'].offset;
       batch.flags[i] = readU64(view, word1);
       if (isPageRefEvent(type)) {
-        batch.mapping[i] = this.pointers.hash(view.getUint32(word2, true), view.getUint32(word2 + 4, true));
+        batch.mapping[i] = this.pointers ? this.pointers.hash(view.getUint32(word2, true), view.getUint32(word2 + 4, true)) : readU64(view, word2);
       } else {
         batch.mapping[i] = readU64(view, word2);
         if (isCmaEvent(type)) batch.name[i] = this.strings.intern(this.cString(view, at + F.name.offset, F.name.size));

@@ -21,6 +21,12 @@ export interface CaptureSink {
   /** `strings` resolves batch.comm and batch.name; it only grows. */
   events(batch: EventBatch, strings: StringTable): void;
   counters(counters: KernelCounters): void;
+  /**
+   * Live sources: the records as drained (struct pageref_record, mappings
+   * already hashed). A sink that has this method gets the raw bytes instead
+   * of events(); the bytes are only valid during the call.
+   */
+  records?(records: Uint8Array): void;
   /** --aggregate captures: per-pfn totals; sinks that do not count pages leave it out. */
   pfnCounts?(totals: PfnCounts): void;
   end(end: StreamEnd): void;
