@@ -268,3 +268,14 @@ test('an imported capture replays through report, top --replay and the capture r
   t.is(text.status, 0);
   t.regex(text.stdout, /stopped by end of ftrace text; the kernel lost 3 events/);
 });
+
+test('options/latency-format: comm-pid, cpu and irq-info run together, microseconds since the buffer started', async (t) => {
+  const { sink, result } = await parse('ftrace-latency.txt', { kernelRelease: '6.12.117' });
+  t.is(result.malformed, 0, result.warnings.join('\n'));
+  t.deepEqual(sink.rows.map((r) => [r.type, r.comm, r.pid, r.cpu, r.tsNs]), [
+    [EventType.PageRefSet, 'page-chu', 1201, 0, 0],
+    [EventType.PageRefMod, 'page-chu', 1201, 0, 12_000],
+    [EventType.PageRefModAndTest, 'kswapd0', 45, 1, 1_500_250_000],
+  ]);
+  t.is(sink.rows[2].val, -1);
+});

@@ -10,6 +10,7 @@
 //   ... TIMESTAMP: <stack trace>   then " => frame" lines          (options/stacktrace)
 //   ... TIMESTAMP: kernel_stack: [<stack trace >]  then "=> frame"  (the seed, trace-cmd report)
 //   " => frame" lines right after an event line                    (the seed's second stack)
+//   comm-pid cpu d..1. 123us : event: fields                       (options/latency-format)
 // Frames: "func", "func+0x1f/0x30 [mod]", "func (ffffffff8117c9e4)", "func+0x1f/0x30 <ffffffff...>";
 // addresses are dropped (they reveal the KASLR base), offsets kept as "func+0x1f".
 // Page flags: numeric (the seed's "stale" kernels, trace-cmd) or names joined by "|".
@@ -73,6 +74,9 @@ const MAX_WARNINGS_KEPT = 20;
 
 // comm-pid, an optional (tgid) column, [cpu], optional irq-info columns, seconds.micros, then the event.
 const EVENT_LINE = /^\s*(.*?)-(\d+)\s+(?:\(\s*(\d+|-+)\)\s+)?\[(\d+)\]\s+(?:(\S{1,6})\s+)?(\d+)\.(\d+):\s+(.*)$/;
+// options/latency-format: comm (at most 8 characters), pid, cpu and the irq-info columns run
+// together, then microseconds since the buffer started and a delay mark.
+const LATENCY_LINE = /^\s*(.*?)-(\d+)\s+(\d+)(\S{4,5})\s+(\d+)us[ +!#*@$]?:\s+(.*)$/;
 // What follows the timestamp: "name: fields", or a stack header of the stacktrace/userstacktrace options.
 const EVENT_BODY = /^(?:(\w+):|<(stack trace|user stack trace)\s*>)\s*(.*)$/;
 const STACK_FRAME = /^\s*=>\s*(.*?)\s*$/;
@@ -142,7 +146,16 @@ export class FtraceTextParser {
       return;
     }
     this.finishStack();
-    const match = EVENT_LINE.exec(text);
+    let match = EVENT_LINE.exec(text);
+    if (!match) {
+      const latency = LATENCY_LINE.exec(text);
+      // Same groups as EVENT_LINE: comm, pid, tgid, cpu, irq-info, seconds, fraction, body.
+      if (latency) {
+        const us = Number(latency[5]);
+        const [seconds, micros] = [Math.floor(us / 1e6).toString(), (us % 1e6).toString().padStart(6, '0')];
+        match = [latency[0], latency[1], latency[2], undefined, latency[3], latency[4], seconds, micros, latency[6]] as unknown as RegExpExecArray;
+      }
+    }
     if (!match) {
       const lost = LOST.exec(text);
       if (lost) {
