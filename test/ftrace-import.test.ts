@@ -279,3 +279,23 @@ test('options/latency-format: comm-pid, cpu and irq-info run together, microseco
   ]);
   t.is(sink.rows[2].val, -1);
 });
+
+test('stacks start at the __page_ref_* function, as pageref records them, without the tracing machinery above it', async (t) => {
+  const text = [
+    '      page-churn-100     [000] .....    46.515373: page_ref_set: pfn=0x889c flags=none count=1 mapcount=0 mapping=0000000000000000 mt=0 val=1',
+    '      page-churn-100     [000] .....    46.515489: <stack trace>',
+    ' => trace_event_raw_event_page_ref_mod_template',
+    ' => __traceiter_page_ref_set',
+    ' => __page_ref_set',
+    ' => get_page_from_freelist',
+    '      cma-100     [000] .....    46.515490: test_pages_isolated: start_pfn=0x800 end_pfn=0xc00 fin_pfn=0xc00 ret=success',
+    '      cma-100     [000] .....    46.515491: <stack trace>',
+    ' => trace_event_raw_event_test_pages_isolated',
+    ' => __traceiter_test_pages_isolated',
+    ' => test_pages_isolated',
+    ' => alloc_contig_range',
+  ].join('\n');
+  const sink = new RowSink();
+  await importFtraceStream(Readable.from(text), sink, { name: 'x' });
+  t.deepEqual(sink.rows.map((r) => r.stack), [['__page_ref_set', 'get_page_from_freelist'], ['test_pages_isolated', 'alloc_contig_range']]);
+});

@@ -442,12 +442,13 @@ export class FtraceTextParser {
     const block = this.stackBlock;
     this.stackBlock = undefined;
     if (!block?.target || block.frames.length === 0) return;
-    const key = block.frames.join('\n');
+    const frames = fromTracedFunction(block.frames);
+    const key = frames.join('\n');
     let id = this.stackIds.get(key);
     if (id === undefined) {
       id = this.stackIds.size + 1;
       this.stackIds.set(key, id);
-      this.newStacks.push({ id, frames: block.frames });
+      this.newStacks.push({ id, frames });
     }
     const { batch, index } = block.target;
     if (batch.stackId[index] < 0) this.result.eventsWithStacks++;
@@ -540,6 +541,19 @@ export function frameName(text: string): string {
   if (frame === '' || /^(0x)?[0-9a-f]{8,16}$/i.test(frame)) return '[unknown]';
   frame = frame.replace(/^(\S+?\+0x[0-9a-f]+)\/0x[0-9a-f]+/i, '$1');
   return frame;
+}
+
+// ftrace's stacks begin inside the tracing machinery (trace_event_raw_event_*,
+// __traceiter_*); pageref's begin at the __page_ref_* function that fired
+// (src/live/live-capture.ts), so imported and recorded stacks read the same.
+const MACHINERY = /^(trace_event_raw_event_|__traceiter_|perf_trace_|__bpf_trace_|trace_call_bpf|bpf_trace_run)/;
+
+function fromTracedFunction(frames: string[]): string[] {
+  const pageRef = frames.findIndex((frame) => frame.startsWith('__page_ref_'));
+  if (pageRef > 0) return frames.slice(pageRef);
+  let first = 0;
+  while (first < frames.length - 1 && MACHINERY.test(frames[first])) first++;
+  return first > 0 ? frames.slice(first) : frames;
 }
 
 function sliceBatch(batch: EventBatch, length: number): EventBatch {
