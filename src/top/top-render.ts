@@ -198,10 +198,10 @@ function tableLines(s: Snapshot, view: ViewState, width: number, room: number, s
   const reverse = view.view === s.view ? view.reverse : s.reverse;
   const table =
     s.view === 'pages'
-      ? formatTable(PAGE_COLUMNS, rows as PageRow[], width, sort, reverse, s.view)
+      ? formatTable(PAGE_COLUMNS, rows as PageRow[], width, sort, reverse)
       : s.view === 'holders'
-        ? formatTable(HOLDER_COLUMNS, rows as HolderRow[], width, sort, reverse, s.view)
-        : formatTable(FAILURE_COLUMNS, rows as FailureRow[], width, sort, reverse, s.view);
+        ? formatTable(HOLDER_COLUMNS, rows as HolderRow[], width, sort, reverse)
+        : formatTable(FAILURE_COLUMNS, rows as FailureRow[], width, sort, reverse);
   lines.push(style.color ? `${INVERSE}${pad(table.title, width)}${RESET}` : table.title);
   if (rows.length === 0) lines.push(emptyText(s));
   // The selected row stays on screen: rows scroll when it is below the room left.
@@ -225,7 +225,7 @@ function emptyText(s: Snapshot): string {
   return s.filter.text ? '  (nothing matches the filter)' : '  (nothing yet)';
 }
 
-function formatTable<R>(columns: Column<R>[], rows: R[], width: number, sort: string, reverse: boolean, view: TopView): { title: string; rows: string[] } {
+function formatTable<R>(columns: Column<R>[], rows: R[], width: number, sort: string, reverse: boolean): { title: string; rows: string[] } {
   const arrow = (c: Column<R>) => (c.sort === sort ? (reverse !== sortsAscending(sort) ? '\u2191' : '\u2193') : '');
   const titles = columns.map((c) => c.title + arrow(c));
   const cells = rows.map((row) => columns.map((c) => c.cell(row)));
