@@ -20,7 +20,9 @@
 # Prints one line:
 #   cma-workload: pinned=0xPFN,0xPFN,... allocation=failed pages=N seconds=S
 # and, if PINNED_PFNS_FILE is set, writes the pinned pfns there one per line.
-# Exits non-zero if the allocation succeeds.
+# Exits non-zero if the allocation succeeds. With CMA_HOLD_SECONDS=N (under
+# 120) the pages stay pinned N seconds after the allocation, announced on
+# stderr by "cma-workload: allocation failed; holding the pins for N s".
 #
 # Second form (many failures, slow): the holder pins all of MIB, then
 # PAGES_PER_ATTEMPT is written to the debugfs `alloc` file ATTEMPTS times.
@@ -140,6 +142,12 @@ if [ $mode = pinned ]; then
 	fi
 	pages=$((maxchunk - SLACK))
 	cma_alloc_once $pages
+	# CMA_HOLD_SECONDS: keep the pages pinned this long after the allocation
+	# (pageref top's VM test looks at the holders while they hold; under 120).
+	if [ "${CMA_HOLD_SECONDS:-0}" -gt 0 ]; then
+		echo "cma-workload: allocation $result; holding the pins for $CMA_HOLD_SECONDS s" >&2
+		sleep "$CMA_HOLD_SECONDS"
+	fi
 else
 	# Successful allocations are freed only after the last attempt: freed at
 	# once, the next attempt would reuse the same clear range and never meet a

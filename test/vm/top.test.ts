@@ -1,0 +1,131 @@
+// `pageref top --batch` on real kernels: each test kernel boots once and
+// runs test/vm/top-guest.sh, which runs top (as text, then as JSON lines)
+// while vm/cma-workload.sh pins 16 pages with vmsplice, makes a CMA
+// allocation fail on them and keeps them pinned a few seconds. While they
+// are pinned, top's holders view must show the vmsplice GUP path as a
+// holder (a pin), and its failures view the pinned pages as busy.
+
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { findKernels, KernelImage } from '../../src/vm/kernels';
+import { runInVm, VmResult } from '../../src/vm/qemu';
+
+const TIMEOUT_SEC = 600;
+/** A frame of the path that pins a page for vmsplice. */
+const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|try_grab/;
+/**
+ * The telling frame of that path, which is all the text view shows: the
+ * innermost frame of GUP that is not refcount plumbing (try_get_folio on
+ * 6.1, try_grab_folio on 6.12).
+ */
+const PIN_TELLING_FRAME = /^(try_grab|try_get_folio|gup_|__gup|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|vmsplice)/;
+const kernels = findKernels();
+let previous: Promise<unknown> = Promise.resolve();
+const runs = new Map<string, Promise<VmResult>>();
+
+// One guest at a time: two emulated guests on two cores slow each other down.
+function guestRun(kernel: KernelImage): Promise<VmResult> {
+  let run = runs.get(kernel.name);
+  if (!run) {
+    run = previous.catch(() => undefined).then(() => runInVm({ kernel, script: 'sh test/vm/top-guest.sh', timeoutSec: TIMEOUT_SEC }));
+    previous = run;
+    runs.set(kernel.name, run);
+  }
+  return run;
+}
+
+function file(run: VmResult, name: string): string {
+  try {
+    return readFileSync(join(run.outDir, name), 'utf8');
+  } catch {
+    return `(no ${name})`;
+  }
+}
+
+function pinnedPfns(run: VmResult, name: string): string[] {
+  return file(run, `${name}-pinned.txt`)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(0x[0-9a-f]+|\d+)$/i.test(l))
+    .map((l) => `0x${Number(l).toString(16)}`);
+}
+
+/** The batch text split into snapshots, each from its header line on. */
+function snapshots(text: string): string[] {
+  return text.split(/\n(?=pageref top - live)/).filter((s) => s.startsWith('pageref top - live'));
+}
+
+interface TopLine {
+  time: number;
+  source: string;
+  dropped: number;
+  isolationFailures: number;
+  eventsPerSec: Record<string, number>;
+  holders: { frame: string; kind: string; stack: string[]; pages: number; comms: string[]; examplePfn: string }[];
+  failures: { pfn: string; failures: number; culprit: { kind: string; frame: string; comm: string } | null }[];
+  culprits: { frame: string; kind: string; pages: number }[];
+}
+
+if (process.env.PAGEREF_SKIP_VM === '1') {
+  test.skip('top VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
+} else if (kernels.length === 0) {
+  test('top VM tests need a test kernel', (t) => {
+    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
+  });
+} else {
+  for (const kernel of kernels) registerTopTests(kernel);
+}
+
+function registerTopTests(kernel: KernelImage): void {
+  const name = kernel.name;
+
+  test(`${name}: top --batch --view holders shows the vmsplice pin while the pages are pinned`, async (t) => {
+    const run = await guestRun(kernel);
+    t.deepEqual(run.preconditions, []);
+    t.regex(file(run, 'holders.log'), /^pageref top: attached \d+ programs/m);
+    t.is(file(run, 'holders-workload.rc').trim(), '0', file(run, 'holders-workload.log') + file(run, 'holders-workload.err'));
+    t.is(file(run, 'holders.rc').trim(), '0', file(run, 'holders.log'));
+    const shots = snapshots(file(run, 'holders.out'));
+    t.log(`${name}: ${shots.length} snapshots`);
+    t.true(shots.length >= 3, file(run, 'holders.out').slice(0, 2000));
+    // A holders row: KIND PAGES REFS PROCS OLDEST EXAMPLE COMMS STACK (the telling frame, last).
+    const pinRows = shots.flatMap((s) =>
+      s.split('\n').filter((l) => {
+        const words = l.split(/ +/);
+        return words[0] === 'pin' && words.length >= 8 && words[6].split(',').includes('vmsplice-hold') && PIN_TELLING_FRAME.test(words[words.length - 1]);
+      }),
+    );
+    t.true(pinRows.length >= 2, `no vmsplice pin in the holders view:\n${shots[shots.length - 1]}`);
+    t.log(pinRows[0]);
+    const pages = Math.max(...pinRows.map((l) => Number(l.split(/ +/)[1])));
+    t.true(pages >= 16, `the pin row holds ${pages} pages; the workload pinned 16`);
+    t.true(shots.some((s) => /^Holders \(by stack\): \d+ of \d+ +sort kind↑/m.test(s) && /Isolation failures [1-9]\d* /.test(s)), 'a snapshot after the failed allocation');
+    t.true(shots.every((s) => /^Dropped \d+ /m.test(s)), 'the drops are always shown');
+  });
+
+  test(`${name}: top --json: the pin among the holders with its stack, the pinned pages busy, the pin the culprit`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(file(run, 'json-workload.rc').trim(), '0', file(run, 'json-workload.log') + file(run, 'json-workload.err'));
+    t.is(file(run, 'json.rc').trim(), '0', file(run, 'json.log'));
+    const lines: TopLine[] = file(run, 'json.out').trim().split('\n').map((l) => JSON.parse(l));
+    t.true(lines.length >= 3);
+    t.true(lines.every((l) => l.source === 'live'));
+    t.true(lines.some((l) => l.eventsPerSec.page_ref_mod > 0), 'no page_ref_mod rate');
+    const pinned = new Set(pinnedPfns(run, 'json'));
+    t.is(pinned.size, 16, file(run, 'json-workload.log'));
+    const during = lines.filter((l) => l.holders.some((h) => h.kind === 'pin' && h.comms.includes('vmsplice-hold') && h.stack.some((f) => PIN_FRAME.test(f))));
+    t.true(during.length >= 2, `holders of the last snapshot: ${JSON.stringify(lines[lines.length - 1].holders.slice(0, 3))}`);
+    const pin = during[during.length - 1].holders.find((h) => h.kind === 'pin' && h.comms.includes('vmsplice-hold'))!;
+    t.log(`${name}: pin ${pin.frame}, ${pin.pages} pages, e.g. ${pin.examplePfn}: ${pin.stack.slice(0, 8).join(' < ')}`);
+    const last = lines[lines.length - 1];
+    t.true(last.isolationFailures >= 1);
+    t.true(last.failures.length > 0 && last.failures.every((f) => pinned.has(f.pfn)), `busy pfns ${last.failures.map((f) => f.pfn).join(' ')} are the pinned ones`);
+    t.is(last.failures[0].culprit?.kind, 'pin');
+    t.is(last.failures[0].culprit?.comm, 'vmsplice-hold');
+    t.is(last.culprits[0].kind, 'pin');
+    t.true(PIN_TELLING_FRAME.test(last.culprits[0].frame), last.culprits[0].frame);
+    t.is(last.dropped, 0, 'records were dropped');
+    t.notRegex(file(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after top exited');
+  });
+}
