@@ -9,7 +9,8 @@ import { EventType } from '../src/record/event-types';
 import { StringTable } from '../src/record/string-table';
 import type { CaptureSink, StreamEnd } from '../src/stream/capture-sink';
 import type { CaptureHeader, StackEntry } from '../src/capture/schema';
-import { lines, pageref } from './helpers/cli';
+import { spawnSync } from 'node:child_process';
+import { lines, PAGEREF, pageref } from './helpers/cli';
 import { tempPath } from './helpers/capture';
 
 const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
@@ -298,4 +299,40 @@ test('stacks start at the __page_ref_* function, as pageref records them, withou
   const sink = new RowSink();
   await importFtraceStream(Readable.from(text), sink, { name: 'x' });
   t.deepEqual(sink.rows.map((r) => r.stack), [['__page_ref_set', 'get_page_from_freelist'], ['test_pages_isolated', 'alloc_contig_range']]);
+});
+
+test('the text is streamed: batches reach the sink while the input is still being read, each at most the batch size', async (t) => {
+  let produced = 0;
+  let producedAtFirstBatch = -1;
+  const total = 50_000;
+  async function* lines() {
+    for (let i = 0; i < total; i++) {
+      produced++;
+      yield `   churn-7     [001] .....   10.${String(i).padStart(6, '0')}: page_ref_mod: pfn=0x${(0x1000 + (i % 100)).toString(16)} flags=0x0 count=2 mapcount=0 mapping=(nil) mt=1 val=1\n`;
+    }
+  }
+  const sizes: number[] = [];
+  const sink: CaptureSink = {
+    header: () => {},
+    stacks: () => {},
+    events: (batch) => {
+      if (producedAtFirstBatch < 0) producedAtFirstBatch = produced;
+      sizes.push(batch.length);
+    },
+    counters: () => {},
+    end: () => {},
+  };
+  const result = await importFtraceStream(Readable.from(lines()), sink, { name: 'generated', batchSize: 1000 });
+  t.is(result.events.page_ref_mod, total);
+  t.true(producedAtFirstBatch > 0 && producedAtFirstBatch < total / 2, `the first batch came after ${producedAtFirstBatch} of ${total} lines`);
+  t.true(sizes.every((n) => n <= 1000));
+  t.is(sizes.reduce((a, b) => a + b, 0), total);
+});
+
+test('import - reads stdin', (t) => {
+  const out = tempPath('stdin.pgref');
+  const run = spawnSync(process.execPath, [PAGEREF, 'import', '-', '-o', out, '--json'], { input: readFileSync(fixture('ftrace-seed.txt')), encoding: 'utf8' });
+  t.is(run.status, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).input, '-');
+  t.is(JSON.parse(pageref(['report', out, '--json']).stdout).capture.source, 'ftrace text: stdin');
 });
