@@ -336,3 +336,15 @@ test('import - reads stdin', (t) => {
   t.is(JSON.parse(run.stdout).input, '-');
   t.is(JSON.parse(pageref(['report', out, '--json']).stdout).capture.source, 'ftrace text: stdin');
 });
+
+test('the trace file header says how many events were overwritten: they count as lost', async (t) => {
+  const text = [
+    '# tracer: nop',
+    '# entries-in-buffer/entries-written: 1/250   #P:2',
+    '      page-churn-100     [000] .....    46.515373: page_ref_set: pfn=0x889c flags=none count=1 mapcount=0 mapping=(null) mt=0 val=1',
+  ].join('\n');
+  const sink = new RowSink();
+  const result = await importFtraceStream(Readable.from(text), sink, { name: 'x' });
+  t.is(result.lostEvents, 249);
+  t.regex(sink.ended?.trailer?.stopReason ?? '', /the kernel lost 249 events/);
+});

@@ -90,6 +90,7 @@ const BANNERS = [
   /^\s*\d+ bytes in size/,
   /^#{3,} CPU \d+ buffer started #{3,}\s*$/,
 ];
+const ENTRIES = /^#\s*entries-in-buffer\/entries-written:\s*(\d+)\/(\d+)/;
 const LOST = /^\s*CPU:\s*(\d+)\s*\[LOST (\d+) EVENTS\]\s*$/;
 
 interface EventRef {
@@ -157,6 +158,12 @@ export class FtraceTextParser {
       }
     }
     if (!match) {
+      const entries = ENTRIES.exec(text);
+      if (entries) {
+        // The trace file's header: entries written but no longer in the buffer were overwritten.
+        this.result.lostEvents += Math.max(0, Number(entries[2]) - Number(entries[1]));
+        return;
+      }
       const lost = LOST.exec(text);
       if (lost) {
         this.result.lostEvents += Number(lost[2]);
