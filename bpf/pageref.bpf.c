@@ -111,16 +111,17 @@ static __always_inline struct pageref_counters *count_seen(__u32 type)
 
 /* Reserves a record and fills the fields every event has. */
 static __always_inline struct pageref_record *
-begin_record(void *ctx, __u8 type, struct pageref_counters *c, __u64 pid_tgid, __u64 now,
-	     bool with_stack)
+begin_record(void *ctx, __u8 type, struct pageref_counters *c, bool with_stack)
 {
 	struct pageref_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	__u64 pid_tgid;
 
 	if (!r) {
 		c->dropped++;
 		return NULL;
 	}
-	r->ts_ns = now;
+	pid_tgid = bpf_get_current_pid_tgid();
+	r->ts_ns = bpf_ktime_get_ns();
 	r->pid = (__u32)pid_tgid;
 	r->tgid = pid_tgid >> 32;
 	r->cpu = bpf_get_smp_processor_id();
@@ -165,12 +166,12 @@ static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 	return false;
 }
 
-static __always_inline bool page_ref_wanted(__u64 pid_tgid, __u64 pfn, __u64 *slot)
+static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot)
 {
 	if (!pfn_slot(pfn, slot))
 		return false;
 	if (filter_pids) {
-		__u32 tgid = pid_tgid >> 32;
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 		if (!bpf_map_lookup_elem(&pid_filter, &tgid))
 			return false;
@@ -259,15 +260,13 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 					  int val, int ret)
 {
 	struct pageref_counters *c = count_seen(type);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pageref_record *r;
 	bool with_stack;
 	__u64 slot = 0;
-	__u64 now;
 
 	if (!c)
 		return 0;
-	if (!page_ref_wanted(pid_tgid, pfn, &slot)) {
+	if (!page_ref_wanted(pfn, &slot)) {
 		c->filtered++;
 		return 0;
 	}
@@ -275,9 +274,10 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 		c->sampled_out++;
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
+	/* A per-pfn "last event" needs no nanoseconds: the coarse clock (the
+	 * same CLOCK_MONOTONIC, a tick's resolution) costs a fraction. */
 	if (aggregate)
-		aggregate_event(c, slot, type, val, ret, count, now);
+		aggregate_event(c, slot, type, val, ret, count, bpf_ktime_get_coarse_ns());
 	if (stacks_mode == PAGEREF_STACKS_ARMED) {
 		if (!pfn_armed(pfn)) {
 			c->counted_only++;
@@ -292,7 +292,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 			     (stacks_mode == PAGEREF_STACKS_SAMPLED &&
 			      pageref_pfn_hash(pfn ^ PAGEREF_STACK_SAMPLE_SALT) % stack_sample == 0);
 	}
-	r = begin_record(ctx, type, c, pid_tgid, now, with_stack);
+	r = begin_record(ctx, type, c, with_stack);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
@@ -449,8 +449,7 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 		return 0;
 	if (stacks_mode == PAGEREF_STACKS_ARMED && tp->fin_pfn < tp->end_pfn)
 		arm_range(tp->start_pfn, tp->end_pfn);
-	r = begin_record(tp, PAGEREF_EV_TEST_PAGES_ISOLATED, c, bpf_get_current_pid_tgid(),
-			 bpf_ktime_get_ns(), stacks_mode != PAGEREF_STACKS_NONE);
+	r = begin_record(tp, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE);
 	if (!r)
 		return 0;
 	r->pfn = tp->start_pfn;
@@ -477,8 +476,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 
 	if (!c)
 		return 0;
-	r = begin_record(ctx, type, c, bpf_get_current_pid_tgid(), bpf_ktime_get_ns(),
-			 stacks_mode != PAGEREF_STACKS_NONE);
+	r = begin_record(ctx, type, c, stacks_mode != PAGEREF_STACKS_NONE);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
