@@ -35,7 +35,7 @@ export interface RecordOptions {
   sampleEvents: number;
   aggregateSlots: number;
   cmaAreas: CmaArea[];
-  /** "btf" or "tracepoint": how the page_ref programs attached ("" in format 1 captures: tracepoint). */
+  /** "btf" or "tracepoint": how the page_ref programs attached ("" in format 1 captures: tracepoint); "ftrace": imported text. */
   attach: string;
 }
 
