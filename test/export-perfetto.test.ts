@@ -211,3 +211,26 @@ test('the reorder window: a record a little late is sorted into place, one later
   const clamped = events.find((e) => e.value === 19_999)!;
   t.true(clamped.ts >= 1_000_000_000 + 4_999_000, 'written no earlier than the packet before it');
 });
+
+test('records from before the capture\'s base (negative times) keep their times', (t) => {
+  const { PerfettoTraceWriter } = require('../src/export/perfetto-trace') as typeof import('../src/export/perfetto-trace');
+  const { allocateBatch } = require('../src/record/event-batch') as typeof import('../src/record/event-batch');
+  const { StringTable } = require('../src/record/string-table') as typeof import('../src/record/string-table');
+  const { testHeader } = require('./helpers/capture') as typeof import('./helpers/capture');
+  const path = tempPath('negative.pftrace');
+  const writer = new PerfettoTraceWriter(path, [0x100]);
+  writer.header(testHeader()); // monotonic base 1 s
+  const batch = allocateBatch(3);
+  [-2000, -1000, 500].forEach((ts, i) => {
+    batch.type[i] = EventType.PageRefMod;
+    batch.pfn[i] = 0x100;
+    batch.tsNs[i] = ts;
+    batch.count[i] = i + 1;
+    batch.stackId[i] = -1;
+  });
+  writer.events(batch, new StringTable());
+  writer.end({});
+  t.is(writer.summary.reordered, 0);
+  const { events } = checkStructure(decode(path));
+  t.deepEqual(events.filter((e) => e.name === 'counter').map((e) => e.ts), [999_998_000, 999_999_000, 1_000_000_500]);
+});

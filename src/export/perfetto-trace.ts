@@ -84,8 +84,9 @@ export class PerfettoTraceWriter implements CaptureSink {
   private chunkBytes = 0;
   private pending: Pending[] = [];
   private seq = 0;
-  private newestTs = 0;
-  private lastWrittenTs = 0;
+  private newestTs = -Infinity;
+  // Records may come from before the capture's base (negative times): nothing is written yet.
+  private lastWrittenTs = -Infinity;
   private windowNs = 10_000_000;
   private drainAt = DRAIN_AT;
   private baseNs = 0;
@@ -315,7 +316,7 @@ export class PerfettoTraceWriter implements CaptureSink {
         this.summary.reordered++;
       }
       this.lastWrittenTs = at;
-      this.emit({ ...packet, timestamp: this.baseNs + at, trustedPacketSequenceId: SEQUENCE_ID, sequenceFlags: SEQ_NEEDS_INCREMENTAL_STATE });
+      this.emit({ ...packet, timestamp: Math.max(0, this.baseNs + at), trustedPacketSequenceId: SEQUENCE_ID, sequenceFlags: SEQ_NEEDS_INCREMENTAL_STATE });
     }
     this.pending = this.pending.slice(n);
     // A window denser than the threshold would otherwise be sorted again at every packet.
