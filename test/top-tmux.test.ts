@@ -79,12 +79,13 @@ async function startTop(t: ExecutionContext, columns = 120, rows = 40): Promise<
 
 async function quitRestores(t: ExecutionContext, tmux: Tmux, sttyBefore: string, sttyAfter: string, how: () => void, status = 0): Promise<void> {
   how();
-  const screen = await tmux.waitFor(/top exited \d+/);
-  await tmux.waitFor(/^shell\$ ?$/m);
+  // top's exit status, then the shell's next prompt.
+  const screen = await tmux.waitFor(/top exited \d+\n(.*\n)*shell\$ ?$/m);
   t.regex(screen, new RegExp(`top exited ${status}`));
   t.is(tmux.alternate(), '0', 'the alternate screen was left');
   t.is(tmux.cursorShown(), '1', 'the cursor is shown');
-  t.regex(screen, /stty -g > \S+stty-after\.txt/, 'the shell\'s screen is back');
+  // The command line, as typed before top started (lines joined: a resize may have rewrapped it).
+  t.regex(screen.replace(/\n/g, ''), /stty -g > \S+stty-after\.txt/, 'the shell\'s screen is back');
   t.false(/Pages: /.test(screen), 'nothing of top is left on the main screen');
   t.is(readFileSync(sttyAfter, 'utf8'), readFileSync(sttyBefore, 'utf8'), 'terminal modes as before (raw mode off, echo on)');
 }
