@@ -67,7 +67,7 @@ test('the profile: three sample types, one location per frame, labels, gzipped',
     leaf: str(profile.function.find((f) => f.id === profile.location.find((l) => l.id === s.locationId[0])!.line[0].functionId)!.name),
   }));
   t.deepEqual(samples, [
-    { labels: { comm: 'vmsplice-hold', role: 'holder', kind: 'pin' }, value: [4, 5, 5], leaf: '__page_ref_mod' },
+    { labels: { comm: 'vmsplice-hold', role: 'holder', held_at: 'end', kind: 'pin' }, value: [4, 5, 5], leaf: '__page_ref_mod' },
     { labels: { comm: 'bash', role: 'releaser' }, value: [1, 1, 1], leaf: '__page_ref_mod_and_test' },
   ]);
   t.true(profile.comment.map(str)[0].startsWith('pageref hold profile of test'));
@@ -123,4 +123,21 @@ test('export --json, and its errors: nothing to write, an existing output, a mis
   const missing = pageref(['export', '/nonexistent/x.pgref', '--pprof', tempPath('m.pb.gz')]);
   t.is(missing.status, 1);
   t.deepEqual(lines(missing.stderr), ['pageref: cannot open /nonexistent/x.pgref: ENOENT']);
+});
+
+test('held_at=failure: what held the busy page when its isolation failed, for -tagfocus', (t) => {
+  const path = tempPath('failure.pgref');
+  writeCapture(path, [
+    rawRecord({ type: EventType.PageRefMod, tsNs: 1_000_001_000n, pfn: 0x30000n, val: 1, count: 2, pid: 100, tgid: 100, comm: 'vmsplice-hold', stackId: 1 }),
+    rawRecord({ type: EventType.TestPagesIsolated, tsNs: 1_000_002_000n, pfn: 0x30000n, word1: 0x30200n, word2: 0x30000n, pid: 300, tgid: 300, comm: 'cma' }),
+    rawRecord({ type: EventType.TestPagesIsolated, tsNs: 1_000_003_000n, pfn: 0x30000n, word1: 0x30200n, word2: 0x30000n, pid: 300, tgid: 300, comm: 'cma' }),
+    rawRecord({ type: EventType.PageRefModAndTest, tsNs: 1_000_004_000n, pfn: 0x30000n, val: -1, count: 1, pid: 100, tgid: 100, comm: 'vmsplice-hold', stackId: 2 }),
+  ]);
+  const out = tempPath('failure.pb.gz');
+  t.is(pageref(['export', path, '--pprof', out]).status, 0);
+  const failures = goPprof(['-top', '-tagfocus=held_at=failure', '-sample_index=events', out]);
+  t.regex(failures, /Showing nodes accounting for 2, /, 'two failures on the page the pin held');
+  t.regex(failures, /try_grab_page/);
+  const atEnd = goPprof(['-top', '-tagfocus=held_at=end', '-sample_index=pages', out]);
+  t.regex(atEnd, /Showing nodes accounting for 0, /, 'nothing was still held at the end: the pin was released');
 });

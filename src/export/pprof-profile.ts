@@ -2,10 +2,13 @@
 // references, for `go tool pprof`, speedscope, Pyroscope and Grafana.
 //
 // Samples are grouped by (stack, comm, role):
-//   role "holder":   stacks that took references (gets, and a refcount set:
-//                    the allocation's reference); `pages` and `references` are
-//                    what they still held when the capture ended, by the hold
-//                    table's pairing rule; `events` the gets they made;
+//   role "holder", held_at "end": stacks that took references (gets, and a
+//                    refcount set: the allocation's reference); `pages` and
+//                    `references` are what they still held when the capture
+//                    ended, by the hold table's pairing rule; `events` the gets;
+//   role "holder", held_at "failure": what held the busy pages when their
+//                    isolation failed (blame's holders): `pages` busy pages,
+//                    `references` held at the failures, `events` the failures;
 //   role "releaser": stacks that dropped references; `pages` the distinct
 //                    pages they dropped references on, `references` how many,
 //                    `events` the puts.
@@ -27,11 +30,14 @@ import { captureLimits, samplingOf } from '../report/capture-limits';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 
 export type Role = 'holder' | 'releaser';
+/** When a holder's references were counted: still held at the end, or held on a busy page when its isolation failed. */
+export type HeldAt = 'end' | 'failure';
 
 interface Group {
   stackId: number;
-  comm: number;
+  comm: string;
   role: Role;
+  heldAt?: HeldAt;
   pages: number;
   refs: number;
   events: number;
@@ -78,7 +84,7 @@ export class HoldProfile implements CaptureSink {
       if (!isPageRefEvent(type)) continue;
       const delta = type === EventType.PageRefSet ? batch.val[i] : referenceDelta(type, batch.val[i], batch.ret[i]);
       if (delta === 0) continue;
-      const group = this.group(batch.stackId[i], batch.comm[i], delta > 0 ? 'holder' : 'releaser');
+      const group = delta > 0 ? this.group(batch.stackId[i], strings.get(batch.comm[i]), 'holder', 'end') : this.group(batch.stackId[i], strings.get(batch.comm[i]), 'releaser');
       group.events++;
       if (delta < 0) {
         group.refs += -delta;
@@ -102,13 +108,22 @@ export class HoldProfile implements CaptureSink {
     // What was still held at the end, by stack and comm.
     const pagesSeen = new Map<Group, number>();
     this.blame.holds.forEachHold((pfn, stackId, _tgid, comm, refs) => {
-      const group = this.group(stackId, comm, 'holder');
+      const group = this.group(stackId, this.strings?.get(comm) ?? '', 'holder', 'end');
       group.refs += refs;
       if (pagesSeen.get(group) !== pfn) {
         group.pages++;
         pagesSeen.set(group, pfn);
       }
     });
+    // What held the busy pages when their isolation failed: blame's holders, the question CMA asks.
+    for (const busy of this.blame.busy.values()) {
+      for (const holder of busy.holders) {
+        const group = this.group(holder.stackId, holder.comm, 'holder', 'failure');
+        group.pages++;
+        group.refs += holder.refs;
+        group.events += busy.failures;
+      }
+    }
     for (const group of this.groups.values()) {
       if (group.pfns) {
         group.pages = group.pfns.size;
@@ -122,7 +137,7 @@ export class HoldProfile implements CaptureSink {
     const header = this.header_;
     const lines = [
       `pageref hold profile of ${header?.source === 'live' ? 'a live capture' : header?.source ?? 'a capture'}, kernel ${header?.kernelRelease ?? 'unknown'}`,
-      'holder: references taken (pages and references still held at the end of the capture; events: gets); releaser: references dropped (events: puts)',
+      'holder, held_at=end: references taken (pages and references still held at the end of the capture; events: gets); holder, held_at=failure: references on busy pages when isolation failed (events: failures); releaser: references dropped (events: puts)',
       ...captureLimits(header, this.counters_),
     ];
     if (this.aggregatedEvents > 0) lines.push(`${this.aggregatedEvents} page_ref events were summed per pfn in the kernel and have no stack: they are not in this profile`);
@@ -160,9 +175,10 @@ export class HoldProfile implements CaptureSink {
     for (const group of groups) {
       const frames = this.blame.frames(group.stackId);
       const labels = [
-        new Label({ key: s('comm'), str: s(this.strings?.get(group.comm) ?? '') }),
+        new Label({ key: s('comm'), str: s(group.comm) }),
         new Label({ key: s('role'), str: s(group.role) }),
       ];
+      if (group.heldAt) labels.push(new Label({ key: s('held_at'), str: s(group.heldAt) }));
       if (group.role === 'holder' && frames.length > 0) labels.push(new Label({ key: s('kind'), str: s(referenceKind(frames)) }));
       if (sampling.estimated) labels.push(new Label({ key: s('sampled'), str: s(`1 in ${sampling.scale}`) }));
       samples.push(new Sample({ locationId: (frames.length > 0 ? frames : [NO_STACK_FRAME]).map(locationOf), value: [group.pages, group.refs, group.events], label: labels }));
@@ -188,11 +204,11 @@ export class HoldProfile implements CaptureSink {
     return { bytes: gzipSync(profile.encode()), summary: { samples: samples.length, locations: locations.size, functions: functions.size, comments } };
   }
 
-  private group(stackId: number, comm: number, role: Role): Group {
-    const key = `${stackId} ${comm} ${role}`;
+  private group(stackId: number, comm: string, role: Role, heldAt?: HeldAt): Group {
+    const key = `${stackId} ${role} ${heldAt ?? ''} ${comm}`;
     let group = this.groups.get(key);
     if (!group) {
-      group = { stackId, comm, role, pages: 0, refs: 0, events: 0, pfns: role === 'releaser' ? new Set() : undefined };
+      group = { stackId, comm, role, heldAt, pages: 0, refs: 0, events: 0, pfns: role === 'releaser' ? new Set() : undefined };
       this.groups.set(key, group);
     }
     return group;
