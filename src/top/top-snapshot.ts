@@ -209,7 +209,14 @@ export function sortValue(view: TopView, key: string, row: TopRow): number {
 export function compareRows(view: TopView, sort: string, reverse: boolean): (a: TopRow, b: TopRow) => number {
   const sign = (ASCENDING.has(sort) ? 1 : -1) * (reverse ? -1 : 1);
   const tie = view === 'holders' ? (r: TopRow) => (r as HolderRow).stackId : (r: TopRow) => (r as PageRow).pfn;
-  return (a, b) => sign * (sortValue(view, sort, a) - sortValue(view, sort, b)) || (view === 'holders' ? sortValue(view, 'pages', b) - sortValue(view, 'pages', a) : 0) || tie(a) - tie(b);
+  // Second keys: holders by pages; pages by NET then events, as the selection (byNet) and `report` order them.
+  const second =
+    view === 'holders'
+      ? (a: TopRow, b: TopRow) => sortValue(view, 'pages', b) - sortValue(view, 'pages', a)
+      : view === 'pages' && sort === 'net'
+        ? (a: TopRow, b: TopRow) => sign * ((a as PageRow).events - (b as PageRow).events)
+        : () => 0;
+  return (a, b) => sign * (sortValue(view, sort, a) - sortValue(view, sort, b)) || second(a, b) || tie(a) - tie(b);
 }
 
 export function takeSnapshot(state: TopState, query: SnapshotQuery, info: SourceInfo): Snapshot {
