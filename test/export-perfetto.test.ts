@@ -33,6 +33,7 @@ function checkStructure(packets: Packet[]): Checked {
   const categories = new Map<number, string>();
   const annotationNames = new Map<number, string>();
   const events: Checked['events'] = [];
+  const openSlices = new Map<number, number>();
   packets.forEach((p, index) => {
     const where = `packet ${index}`;
     const seq = p.trustedPacketSequenceId;
@@ -73,7 +74,13 @@ function checkStructure(packets: Packet[]): Checked {
         if (name === undefined) throw new Error(`${where}: annotation name iid ${a.nameIid} undefined`);
         annotations[name] = a.stringValue ?? a.intValue ?? a.uintValue;
       }
-      events.push({ ts: p.timestamp, name: e.type === 4 ? 'counter' : names.get(e.nameIid)!, track, annotations, value: e.counterValue });
+      if (e.type === 1) openSlices.set(e.trackUuid, (openSlices.get(e.trackUuid) ?? 0) + 1);
+      if (e.type === 2) {
+        if (!(openSlices.get(e.trackUuid)! > 0)) throw new Error(`${where}: a slice ends on track ${e.trackUuid} where none began`);
+        openSlices.set(e.trackUuid, openSlices.get(e.trackUuid)! - 1);
+      }
+      const name = e.type === 4 ? 'counter' : e.type === 2 ? '(slice end)' : names.get(e.nameIid)!;
+      events.push({ ts: p.timestamp, name, track, annotations, value: e.counterValue });
     }
   });
   return { tracks, events };
@@ -90,7 +97,7 @@ test('the trace fixture as a Perfetto trace: a refcount track for the busy pfn, 
   const capture = tempPath('trace.pgref');
   t.is(pageref(['import', join(FIXTURES, 'ftrace-trace.txt'), '-o', capture]).status, 0);
   const { path, stdout } = exportTrace(capture);
-  t.regex(stdout, /perfetto: .*: 1 refcount tracks, 6 instant events on 1 threads/);
+  t.regex(stdout, /perfetto: .*: 1 refcount tracks, 5 instant events and 1 allocation slices on 1 threads/);
   const { tracks, events } = checkStructure(decode(path));
   const counter = [...tracks.values()].find((d) => d.counter);
   t.is(counter?.name, 'pfn 0x12345 refcount');
@@ -105,7 +112,8 @@ test('the trace fixture as a Perfetto trace: a refcount track for the busy pfn, 
   t.is(failure.track.thread?.tid, 900);
   const process = tracks.get(failure.track.parentUuid);
   t.deepEqual(process?.process, { pid: 900, processName: 'cma-alloc' });
-  t.deepEqual(events.filter((e) => e.track === failure.track).map((e) => e.name), ['cma alloc start', 'isolation failed', 'cma busy retry', 'cma alloc finish', 'cma release']);
+  t.deepEqual(events.filter((e) => e.track === failure.track).map((e) => e.name), ['cma alloc', 'isolation failed', 'cma busy retry', '(slice end)', 'cma alloc finish', 'cma release'], 'the allocation is a slice around its failure and retry');
+  t.deepEqual(events.find((e) => e.name === 'cma alloc')!.annotations, { area: 'reserved', count: 4096, align: 8, comm: 'cma-alloc', pid: 900, tid: 900 });
   t.is(events.find((e) => e.name === 'cma busy retry')!.annotations.pfn, '0x12345', 'the retry is counted against the busy pfn of its task');
   const capt = events.find((e) => e.name === 'capture')!;
   t.regex(String(capt.annotations.source), /ftrace text: .*ftrace-trace\.txt/);
@@ -135,7 +143,7 @@ test('counter tracks are bounded: busy pfns first, then the most active; records
   const before = events[events.indexOf(late) - 1];
   t.true(before.ts <= late.ts && before.value !== undefined);
   const json = JSON.parse(pageref(['export', capture, '--perfetto', tempPath('j.pftrace'), '--json', '--pfn-tracks', '3']).stdout);
-  t.deepEqual(Object.keys(json.perfetto), ['output', 'bytes', 'packets', 'counterTracks', 'pfns', 'threadTracks', 'processTracks', 'instants', 'counterEvents', 'reordered', 'limits']);
+  t.deepEqual(Object.keys(json.perfetto), ['output', 'bytes', 'packets', 'counterTracks', 'pfns', 'threadTracks', 'processTracks', 'instants', 'slices', 'counterEvents', 'reordered', 'limits']);
   t.deepEqual(json.perfetto.pfns, ['0x30021', '0x30006', '0x3000d']);
   t.is(json.perfetto.reordered, 0);
   t.is(json.pprof, null);

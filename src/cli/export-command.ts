@@ -66,7 +66,7 @@ export function exportCommand(args: ExportArgs): string {
   }
   if (result.perfetto) {
     const p = result.perfetto;
-    lines.push(`perfetto: ${p.output}: ${p.counterTracks} refcount tracks, ${p.instants} instant events on ${p.threadTracks} threads, ${p.packets} packets, ${p.bytes} bytes (open in ui.perfetto.dev)`);
+    lines.push(`perfetto: ${p.output}: ${p.counterTracks} refcount tracks, ${p.instants} instant events and ${p.slices} allocation slices on ${p.threadTracks} threads, ${p.packets} packets, ${p.bytes} bytes (open in ui.perfetto.dev)`);
     for (const limit of p.limits) lines.push(`  note: ${limit}`);
   }
   return lines.join('\n') + '\n';

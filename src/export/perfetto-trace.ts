@@ -3,7 +3,8 @@
 // number of pfns (busy pfns of failed isolations first, then the most
 // active), and instant events on the thread tracks of the tasks that ran
 // them for isolation failures (with the holders of the busy page and their
-// stacks), CMA busy retries, allocations and releases.
+// stacks), CMA busy retries, allocation results and releases, each CMA
+// allocation a slice from cma_alloc_start to cma_alloc_finish.
 //
 // Written as a stream: each packet is appended to the file as field 1 of
 // Trace. Perfetto wants timestamps in order on a sequence, and a capture's
@@ -38,6 +39,8 @@ export function perfettoSchema(): { Trace: protobuf.Type; TracePacket: protobuf.
 export const SEQUENCE_ID = 1;
 const SEQ_INCREMENTAL_STATE_CLEARED = 1;
 const SEQ_NEEDS_INCREMENTAL_STATE = 2;
+const TYPE_SLICE_BEGIN = 1;
+const TYPE_SLICE_END = 2;
 const TYPE_INSTANT = 3;
 const TYPE_COUNTER = 4;
 const UNIT_COUNT = 2;
@@ -50,7 +53,7 @@ const PROCESS_BASE = 2 ** 32;
 const THREAD_BASE = 2 ** 33;
 
 const CATEGORY = { pageref: 1 };
-const NAMES = ['capture', 'isolation failed', 'cma busy retry', 'cma alloc start', 'cma alloc finish', 'cma alloc failed', 'cma release'] as const;
+const NAMES = ['capture', 'isolation failed', 'cma busy retry', 'cma alloc', 'cma alloc finish', 'cma alloc failed', 'cma release'] as const;
 type EventNameText = (typeof NAMES)[number];
 const ANNOTATIONS = ['pfn', 'comm', 'pid', 'tid', 'holders', 'start_pfn', 'end_pfn', 'count', 'area', 'refcount', 'source', 'kernel', 'limits', 'untracked_refs', 'align'] as const;
 type AnnotationName = (typeof ANNOTATIONS)[number];
@@ -68,6 +71,8 @@ export interface PerfettoSummary {
   threadTracks: number;
   processTracks: number;
   instants: number;
+  /** CMA allocations drawn as slices (cma_alloc_start to cma_alloc_finish). */
+  slices: number;
   counterEvents: number;
   /** Packets written at the time of the packet before them because they came later than the window. */
   reordered: number;
@@ -102,6 +107,8 @@ export class PerfettoTraceWriter implements CaptureSink {
   });
   private readonly event: RefEvent = { type: 0, pfn: 0, tsNs: 0, val: 0, ret: 0, count: 0, mapcount: 0, flags: 0, mapping: 0, stackId: -1, pid: 0, tgid: 0, comm: 0 };
   private readonly lastBusyByPid = new Map<number, number>();
+  /** Threads inside a CMA allocation (a begun slice). */
+  private readonly openAllocations = new Set<number>();
   private header_: CaptureHeader | undefined;
   private counters_: KernelCounters | undefined;
   private captureAnnotated = false;
@@ -113,7 +120,7 @@ export class PerfettoTraceWriter implements CaptureSink {
    */
   constructor(readonly path: string, private readonly pfns: number[], options: { force?: boolean } = {}) {
     this.fd = openSync(path, options.force ? 'w' : 'wx', 0o600);
-    this.summary = { packets: 0, counterTracks: pfns.length, pfns: pfns.map(hex), threadTracks: 0, processTracks: 0, instants: 0, counterEvents: 0, reordered: 0, limits: [] };
+    this.summary = { packets: 0, counterTracks: pfns.length, pfns: pfns.map(hex), threadTracks: 0, processTracks: 0, instants: 0, slices: 0, counterEvents: 0, reordered: 0, limits: [] };
   }
 
   header(header: CaptureHeader): void {
@@ -190,8 +197,14 @@ export class PerfettoTraceWriter implements CaptureSink {
         const area = this.str('area', strings.get(batch.name[i]));
         const count = this.int('count', batch.flags[i]);
         const pfn = batch.pfn[i] === NO_PFN ? [] : [this.str('pfn', hex(batch.pfn[i]))];
-        if (type === EventType.CmaAllocStart) this.instant(thread, ts, 'cma alloc start', [area, count, this.int('align', batch.mapping[i]), ...task]);
-        else if (type === EventType.CmaAllocFinish) this.instant(thread, ts, cmaAllocFailed(batch, i) ? 'cma alloc failed' : 'cma alloc finish', [area, count, ...pfn, ...task]);
+        if (type === EventType.CmaAllocStart) {
+          // An allocation is a slice on its task's thread, its failures and retries inside it.
+          this.slice(TYPE_SLICE_BEGIN, thread, ts, [area, count, this.int('align', batch.mapping[i]), ...task]);
+          this.openAllocations.add(batch.pid[i]);
+        } else if (type === EventType.CmaAllocFinish) {
+          if (this.openAllocations.delete(batch.pid[i])) this.slice(TYPE_SLICE_END, thread, ts, []);
+          this.instant(thread, ts, cmaAllocFailed(batch, i) ? 'cma alloc failed' : 'cma alloc finish', [area, count, ...pfn, ...task]);
+        }
         else if (type === EventType.CmaRelease) this.instant(thread, ts, 'cma release', [area, count, ...pfn, ...task]);
       }
     }
@@ -280,6 +293,13 @@ export class PerfettoTraceWriter implements CaptureSink {
     this.queue(ts, {
       trackEvent: { type: TYPE_INSTANT, trackUuid: track, categoryIids: [CATEGORY.pageref], nameIid: NAMES.indexOf(name) + 1, debugAnnotations: annotations },
     });
+  }
+
+  private slice(type: typeof TYPE_SLICE_BEGIN | typeof TYPE_SLICE_END, track: number, ts: number, annotations: Annotation[]): void {
+    const event: Record<string, unknown> = { type, trackUuid: track };
+    if (type === TYPE_SLICE_BEGIN) this.summary.slices++;
+    if (type === TYPE_SLICE_BEGIN) Object.assign(event, { categoryIids: [CATEGORY.pageref], nameIid: NAMES.indexOf('cma alloc') + 1, debugAnnotations: annotations });
+    this.queue(ts, { trackEvent: event });
   }
 
   private counter(track: number, ts: number, value: number): void {
