@@ -274,10 +274,10 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 		c->sampled_out++;
 		return 0;
 	}
-	/* A per-pfn "last event" needs no nanoseconds: the coarse clock (the
-	 * same CLOCK_MONOTONIC, a tick's resolution) costs a fraction. */
+	/* Not bpf_ktime_get_coarse_ns(), which would do for a "last event"
+	 * time: the kernel refuses it to tracing programs. */
 	if (aggregate)
-		aggregate_event(c, slot, type, val, ret, count, bpf_ktime_get_coarse_ns());
+		aggregate_event(c, slot, type, val, ret, count, bpf_ktime_get_ns());
 	if (stacks_mode == PAGEREF_STACKS_ARMED) {
 		if (!pfn_armed(pfn)) {
 			c->counted_only++;

@@ -129,7 +129,7 @@ enum pageref_stacks_mode {
  * space copies every interval. Totals since the start; 24 bytes.
  */
 struct pageref_pfn_stats {
-	__u64 last_ts_ns;     /* bpf_ktime_get_coarse_ns() of the pfn's last event (a tick's resolution) */
+	__u64 last_ts_ns;     /* bpf_ktime_get_ns() of the pfn's last event */
 	__u32 gets;           /* references taken */
 	__u32 puts;           /* references dropped */
 	__u32 events;         /* page_ref events of any kind */
