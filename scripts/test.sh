@@ -16,6 +16,9 @@ status=${PIPESTATUS[0]}
 
 count() { grep -Eo "^ *[0-9]+ $1" "$log" | tail -n 1 | grep -Eo '[0-9]+' || echo 0; }
 passed=$(count 'tests? passed')
+# With failures, ava's summary names only them: count the passes it ticked off.
+ticked=$(grep -Ec '^ *✔ ' "$log" || true)
+if [ "$passed" -lt "$ticked" ]; then passed=$ticked; fi
 failed=$(count 'tests? failed')
 skipped=$(count 'tests? skipped')
 todo=$(count 'tests? todo')
