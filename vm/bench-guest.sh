@@ -69,8 +69,8 @@ churn() {
 }
 
 # churn_runs ROUND MODE [TRACER_PID]: the workload RUNS times, under whatever is attached.
-# The first run after an attach is often slower (pageref: V8 compiles the
-# drain path on the first events, under TCG), so the host takes the fastest.
+# The first run after an attach is slower for the pageref modes that stream
+# records (V8 compiling the decoding, presumably), so the host takes the fastest.
 churn_runs() {
 	n=0
 	while [ $n -lt "$RUNS" ]; do

@@ -23,9 +23,10 @@ const DEFAULT_KERNEL = '6.12.117';
 const MIB = 32;
 const CHURN_ROUNDS = 6;
 const DEFAULT_ROUNDS = 5;
-// Workload runs per tracer start: the first after an attach is often slower
-// (1.3-2.6x for pageref: V8 compiling the drain path under TCG), and attaching
-// is what takes time, so a few runs per start cost little.
+// Workload runs per tracer start: the first after an attach is slower for the
+// pageref modes that stream records (1.2-1.75x on the instruction clock, up to
+// 3.2x on the host's), and attaching is what takes time, so a few runs per
+// start cost little.
 const DEFAULT_RUNS = 3;
 // node (pageref record) and bpftrace side by side with the workload, ftrace's
 // 64 MiB per CPU and bpftrace's per-pfn map: more than the default 512 MiB holds.
@@ -383,9 +384,9 @@ async function main(): Promise<number> {
     return 1;
   }
   const outDir = options.keep ?? mkdtempSync(join(tmpdir(), 'pageref-bench-'));
-  // Five rounds of three runs took 11-18 min of wall time (each tracer
-  // attaches in 5-35 s); twice that leaves room for a busy host.
-  const timeoutSec = options.timeoutSec ?? 300 + options.rounds * (240 + options.runs * 60);
+  // Five rounds of three runs took 10-18 min on the host clock and 23-37 min
+  // on the instruction clock, the host busy; this leaves room for a busier one.
+  const timeoutSec = options.timeoutSec ?? 600 + options.rounds * (300 + options.runs * 120);
   if (!options.json) {
     process.stderr.write(`bench kernel: booting ${kernel.name} under QEMU for ${options.rounds} rounds of ${options.runs} runs (several minutes; logs in ${outDir})\n`);
   }
