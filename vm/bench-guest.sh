@@ -210,6 +210,10 @@ run_mode() {
 	pagerefStack) run_pageref "$1" "$2" ;;
 	pagerefSampled) run_pageref "$1" "$2" --no-stacks --sample-pfn 64 ;;
 	pagerefAggregate) run_pageref "$1" "$2" --aggregate ;;
+	# The same two, with page_ref attached as perf tracepoints instead of tp_btf:
+	# how the attach type was chosen (BENCHMARKS.md).
+	pagerefTracepoint) run_pageref "$1" "$2" --no-stacks --attach tracepoint ;;
+	pagerefAggregateTracepoint) run_pageref "$1" "$2" --aggregate --attach tracepoint ;;
 	*) fact error "$1" "$2" "unknown mode" ;;
 	esac
 }
