@@ -4,7 +4,8 @@
 // crash gives the terminal back before the process exits.
 
 import test from 'ava';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync, readSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
 import { Terminal } from '../src/top/terminal';
@@ -89,4 +90,38 @@ test('an uncaught exception gives the terminal back before the process exits wit
   t.deepEqual(tty.raw, [true, false]);
   t.true(tty.written().endsWith('\x1b[?25h\x1b[?1049l'));
   t.false(process.listeners('uncaughtException').includes(crash), 'the handler is removed with the terminal');
+});
+
+test('a frame larger than the terminal takes at once is finished from a timer; the newest frame meanwhile follows it', async (t) => {
+  // A FIFO stands in for a slow pty: it takes 64 KiB until someone reads.
+  const fifo = tempPath('tty.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, constants.O_RDWR);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  t.teardown(() => {
+    closeSync(fd);
+    closeSync(reader);
+  });
+  const input = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
+  const output = Object.assign(new PassThrough(), { columns: 2000, rows: 50 });
+  const terminal = new Terminal(input as unknown as ReadStream, output as unknown as WriteStream, fd);
+  terminal.enter(() => undefined, () => undefined);
+  const first = Array.from({ length: 50 }, (_, i) => `line ${i} `.padEnd(1999, String.fromCharCode(97 + (i % 26))));
+  terminal.draw(first); // 100 KB: more than the FIFO holds
+  terminal.draw(['CHANGED', ...first.slice(1)]);
+  const buffer = Buffer.alloc(1 << 20);
+  let text = '';
+  for (let i = 0; i < 100 && !text.includes('CHANGED'); i++) {
+    try {
+      const n = readSync(reader, buffer, 0, buffer.length, null);
+      text += buffer.toString('latin1', 0, n);
+    } catch {
+      // EAGAIN: nothing to read yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  terminal.restore();
+  t.true(text.includes(first[49].slice(0, 1998)), 'the first frame arrived whole');
+  t.true(text.indexOf('CHANGED') > text.indexOf(first[49].slice(0, 100)), 'then the newest frame, as a change of one line');
+  t.false(text.slice(text.indexOf('CHANGED')).includes(first[10]), 'not redrawn whole');
 });

@@ -9,8 +9,11 @@
 // from any path: quit, SIGINT/SIGTERM, an uncaught exception, process exit.
 // draw() rewrites only the lines that changed since the last frame, and
 // never blocks: frames go through a second, non-blocking descriptor of the
-// terminal, and one the terminal cannot take at once is dropped (the next
-// is drawn whole), so a slow terminal never delays draining the ring buffer.
+// terminal; what the terminal cannot take at once is written from a timer,
+// and frames that come meanwhile are dropped but the newest (drawn once the
+// one in flight is out), so a slow terminal never delays draining the ring
+// buffer. (Dropping the rest of a frame instead left a TCG guest's tmux,
+// whose pty takes 4 KiB at a time, on the first frame for good.)
 
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { emitKeypressEvents } from 'node:readline';
@@ -25,6 +28,8 @@ const CURSOR_SHOW = '\x1b[?25h';
 const CLEAR = '\x1b[H\x1b[2J';
 const ERASE_LINE = '\x1b[K';
 const RESET_ATTRIBUTES = '\x1b[0m';
+/** How soon the rest of a frame the terminal could not take is tried again. */
+const RETRY_MS = 20;
 
 export class Terminal {
   private active = false;
@@ -33,6 +38,11 @@ export class Terminal {
   /** Non-blocking descriptor of the same terminal, for frames; the blocking one is kept for restore(). */
   private frameFd = -1;
   private resizeHandler: (() => void) | undefined;
+  /** The part of a frame the terminal has not taken yet. */
+  private pending: Buffer | undefined;
+  /** The newest frame that came while one was in flight. */
+  private waiting: string[] | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private readonly restoreOnExit = () => this.restore();
   private readonly onCrash = (error: unknown) => {
     this.restore();
@@ -77,6 +87,10 @@ export class Terminal {
   /** Draws `lines` (one per screen row, already fitted to the width). */
   draw(lines: string[]): void {
     if (!this.active) return;
+    if (this.pending) {
+      this.waiting = lines;
+      return;
+    }
     const size = this.size();
     const sizeKey = `${size.columns}x${size.rows}`;
     let out = '';
@@ -94,7 +108,7 @@ export class Terminal {
     }
     for (let i = rows; i < this.previous.length; i++) out += `\x1b[${i + 1};1H${ERASE_LINE}`;
     this.previous = lines.slice(0, rows);
-    if (out !== '' && !this.writeFrame(out)) this.previousSize = '';
+    if (out !== '') this.send(Buffer.from(out));
   }
 
   /** Gives the terminal back: main screen, cursor, cooked input. Idempotent; synchronous, so it works while the process dies. */
@@ -108,6 +122,10 @@ export class Terminal {
     }
     this.input.pause();
     if (this.resizeHandler) this.output.off('resize', this.resizeHandler);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    // The rest of a frame in flight first: cut off, it could leave half an escape sequence.
+    if (this.pending) this.write(this.pending);
+    this.pending = undefined;
     if (this.frameFd >= 0) {
       try {
         closeSync(this.frameFd);
@@ -123,8 +141,8 @@ export class Terminal {
   }
 
   /** All of `text` on the blocking descriptor; errors (the terminal is gone) are ignored. */
-  private write(text: string): void {
-    const bytes = Buffer.from(text);
+  private write(text: string | Buffer): void {
+    const bytes = typeof text === 'string' ? Buffer.from(text) : text;
     try {
       for (let done = 0; done < bytes.length; ) done += writeSync(this.outputFd, bytes, done);
     } catch {
@@ -132,19 +150,36 @@ export class Terminal {
     }
   }
 
-  /** A frame on the non-blocking descriptor; false when the terminal took it only in part, or not at all. */
-  private writeFrame(text: string): boolean {
+  /** Writes what the terminal takes now; the rest is retried from a timer (see the top of this file). */
+  private send(bytes: Buffer): void {
+    let done = 0;
     if (this.frameFd < 0) {
-      this.write(text);
-      return true;
+      this.write(bytes);
+      done = bytes.length;
+    } else {
+      try {
+        while (done < bytes.length) done += writeSync(this.frameFd, bytes, done);
+      } catch (error) {
+        // EAGAIN: the terminal is not reading as fast; anything else: it is gone, and the frame with it.
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') done = bytes.length;
+      }
     }
-    const bytes = Buffer.from(text);
-    try {
-      for (let done = 0; done < bytes.length; ) done += writeSync(this.frameFd, bytes, done);
-      return true;
-    } catch {
-      // EAGAIN: the terminal is not reading fast enough
-      return false;
+    if (done < bytes.length) {
+      this.pending = bytes.subarray(done);
+      this.retryTimer ??= setTimeout(() => this.retry(), RETRY_MS);
+    }
+  }
+
+  private retry(): void {
+    this.retryTimer = undefined;
+    const pending = this.pending;
+    if (!pending || !this.active) return;
+    this.pending = undefined;
+    this.send(pending);
+    if (!this.pending && this.waiting) {
+      const newest = this.waiting;
+      this.waiting = undefined;
+      this.draw(newest);
     }
   }
 }

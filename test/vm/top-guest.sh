@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs inside a test kernel (test/vm/top.test.ts boots it): pageref top
-# --batch, as text and as JSON lines, over the vmsplice CMA workload.
+# --batch, as text and as JSON lines, over the vmsplice CMA workload; then
+# its interactive screen in tmux.
 # Everything the host test checks is left in $PAGEREF_OUT; nothing here
 # decides pass or fail.
 set -u
@@ -42,6 +43,39 @@ top_over_workload() {
 
 top_over_workload holders --view holders --sort kind --rows 10
 top_over_workload json --json --view holders --sort kind --rows 10
+
+# --- the interactive screen, live, in tmux ------------------------------------
+# tmux (the host's, over the 9p root) gives top a terminal; page-churn makes
+# events. The screen is captured on the pages view and, after the key 2, on
+# the holders view; q must then leave the alternate screen.
+# The guest has no devpts (vm/guest-init.sh mounts none): tmux needs one for its ptys.
+mkdir -p /dev/pts
+mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
+sock="$TMPDIR/tmux.sock"
+TERM=xterm tmux -S "$sock" -f /dev/null new-session -d -x 150 -y 40 \
+	"node bin/pageref.js top --comm page-churn 2> $out/screen-top.log; echo \$? > $out/screen.rc; exec sleep 600"
+pane=$(tmux -S "$sock" display -p '#{pane_pid}')
+if wait_attached "$out/screen-top.log" "$pane"; then
+	build/Release/page-churn 4 30 < /dev/null > /dev/null 2>&1 &
+	churn=$!
+	sleep 4
+	tmux -S "$sock" display -p '#{alternate_on}' > "$out/screen-alternate-during.txt"
+	tmux -S "$sock" capture-pane -p > "$out/screen-pages.txt"
+	tmux -S "$sock" send-keys 2
+	sleep 3
+	tmux -S "$sock" capture-pane -p > "$out/screen-holders.txt"
+	tmux -S "$sock" send-keys q
+	i=0
+	while [ ! -s "$out/screen.rc" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	tmux -S "$sock" display -p '#{alternate_on}' > "$out/screen-alternate-after.txt"
+	tmux -S "$sock" capture-pane -p > "$out/screen-after.txt"
+	kill $churn 2>/dev/null
+	wait $churn
+fi
+tmux -S "$sock" kill-server
 
 # --- nothing is left loaded --------------------------------------------------
 bpftool prog show > "$out/bpf-progs-after.txt" 2>&1

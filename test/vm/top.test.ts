@@ -3,7 +3,8 @@
 // while vm/cma-workload.sh pins 16 pages with vmsplice, makes a CMA
 // allocation fail on them and keeps them pinned a few seconds. While they
 // are pinned, top's holders view must show the vmsplice GUP path as a
-// holder (a pin), and its failures view the pinned pages as busy.
+// holder (a pin), and its failures view the pinned pages as busy. Then the
+// interactive screen runs live in tmux in the guest.
 
 import test from 'ava';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,8 @@ import { join } from 'node:path';
 import { findKernels, KernelImage } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
 
-const TIMEOUT_SEC = 600;
+// Two 300 MiB workloads under tracing and the screen: 5 to 7 minutes under TCG on a quiet host, past 10 when it is shared.
+const TIMEOUT_SEC = 900;
 /** A frame of the path that pins a page for vmsplice. */
 const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|try_grab/;
 /**
@@ -127,5 +129,24 @@ function registerTopTests(kernel: KernelImage): void {
     t.true(PIN_TELLING_FRAME.test(last.culprits[0].frame), last.culprits[0].frame);
     t.is(last.dropped, 0, 'records were dropped');
     t.notRegex(file(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after top exited');
+  });
+
+  test(`${name}: the interactive screen, live in tmux: the pages view, the key 2 for holders, q leaves the alternate screen`, async (t) => {
+    const run = await guestRun(kernel);
+    t.regex(file(run, 'screen-top.log'), /^pageref top: attached \d+ programs/m);
+    t.is(file(run, 'screen-alternate-during.txt').trim(), '1', 'top draws on the alternate screen');
+    const pages = file(run, 'screen-pages.txt');
+    t.regex(pages, /^pageref top - live on .* kernel \d+\.\d+/m, pages);
+    t.regex(pages, /^Events\/s \d/m);
+    t.regex(pages, /^Dropped \d+ /m);
+    t.regex(pages, /^PFN +REF +MAP +NET↓ .*TOP HOLDER$/m, pages);
+    t.regex(pages, /^0x[0-9a-f]+ /m, 'no page rows');
+    t.regex(pages, /^q quit +\? help/m);
+    const holders = file(run, 'screen-holders.txt');
+    t.regex(holders, /^Holders \(by stack\): \d+ of \d+ +sort pages↓/m, holders);
+    t.regex(holders, /^KIND +PAGES↓ +REFS/m);
+    t.is(file(run, 'screen.rc').trim(), '0', file(run, 'screen-top.log'));
+    t.is(file(run, 'screen-alternate-after.txt').trim(), '0', 'q left the alternate screen');
+    t.false(/^PFN /m.test(file(run, 'screen-after.txt')), 'nothing of top is left on the main screen');
   });
 }
