@@ -3,7 +3,7 @@
 # race of the commit that added the page_ref tracepoints. Each try records
 # vm/exit-race-workload.sh with pageref into $PAGEREF_OUT/tryN.pgref; tries
 # stop at the first one in which the kernel's own ftrace saw an isolation
-# fail (test_pages_isolated ret=fail), at MAX_TRIES, or once BUDGET_SEC have
+# fail (test_pages_isolated ret=fail) that involved an exit-race page, at MAX_TRIES, or once BUDGET_SEC have
 # passed. The host judges the captures; nothing here decides pass or fail.
 set -u
 out="$PAGEREF_OUT"
