@@ -18,11 +18,13 @@ out="$PAGEREF_OUT"
 # --comm vmsplice-hold, as one would point top at a suspect: unfiltered, the
 # guest makes 20,000 page_ref events a second, more than top takes on the
 # one host thread that emulates both vCPUs (it fell 10 s behind, and a 64 MiB
-# ring buffer overflowed). Isolation and CMA events pass the filter.
+# ring buffer overflowed). Isolation and CMA events pass the filter. The
+# default 16 MiB ring: with a 64 MiB one, top and the holder left so little
+# of 512 MiB that the holder was SIGKILLed once on 6.12.
 top_over_workload() {
 	name=$1
 	shift
-	node bin/pageref.js top --batch 1000 -d 2 --buffer-size 64M --comm vmsplice-hold "$@" > "$out/$name.out" 2> "$out/$name.log" &
+	node bin/pageref.js top --batch 1000 -d 2 --comm vmsplice-hold "$@" > "$out/$name.out" 2> "$out/$name.log" &
 	top=$!
 	if wait_attached "$out/$name.log" $top; then
 		CMA_HOLD_SECONDS=8 PINNED_PFNS_FILE="$out/$name-pinned.txt" sh vm/cma-workload.sh build/Release/vmsplice-hold \
