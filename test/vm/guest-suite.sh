@@ -65,10 +65,7 @@ wait $recorder
 echo $? > "$out/filters-record.rc"
 
 # --- CMA: pages pinned by vmsplice make CMA allocations fail --------------
-# The default 16 MiB ring keeps up (records are written as drained); 64 MiB
-# more of kernel memory left too little for migrating the 300 MiB holder's
-# pages out of the CMA area in the 512 MiB guest, and it was OOM-killed.
-node bin/pageref.js record -o "$out/cma.pgref" > "$out/cma-record.log" 2>&1 &
+node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
 recorder=$!
 if wait_attached "$out/cma-record.log" $recorder; then
 	PINNED_PFNS_FILE="$out/pinned.txt" sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/cma-workload.log" 2>&1
@@ -82,7 +79,7 @@ echo $? > "$out/cma-record.rc"
 
 # --- live blame over the same workload: records, then reports on Ctrl-C ----
 # Alone: two tracers and the 300 MiB holder do not fit in the guest's 512 MiB.
-node bin/pageref.js blame --json > "$out/live-blame.json" 2> "$out/live-blame.log" &
+node bin/pageref.js blame --json --buffer-size 64M > "$out/live-blame.json" 2> "$out/live-blame.log" &
 live_blame=$!
 if wait_for "recording" "$out/live-blame.log" $live_blame; then
 	sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/live-blame-workload.log" 2>&1
