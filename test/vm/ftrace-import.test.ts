@@ -7,35 +7,15 @@
 
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findKernels, KernelImage, repoRoot } from '../../src/vm/kernels';
-import { runInVm, VmResult } from '../../src/vm/qemu';
+import type { VmResult } from '../../src/vm/qemu';
+import { guestFile, oneBootPerKernel } from './guest-runs';
 import { replayCapture } from '../../src/capture/capture-reader';
 
 const TIMEOUT_SEC = 600;
 const kernels = findKernels();
-let previous: Promise<unknown> = Promise.resolve();
-const runs = new Map<string, Promise<VmResult>>();
-
-// One guest at a time: two emulated guests on two cores slow each other down.
-function guestRun(kernel: KernelImage): Promise<VmResult> {
-  let run = runs.get(kernel.name);
-  if (!run) {
-    run = previous.catch(() => undefined).then(() => runInVm({ kernel, script: 'sh test/vm/ftrace-import-guest.sh', timeoutSec: TIMEOUT_SEC }));
-    previous = run;
-    runs.set(kernel.name, run);
-  }
-  return run;
-}
-
-function file(run: VmResult, name: string): string {
-  try {
-    return readFileSync(join(run.outDir, name), 'utf8');
-  } catch {
-    return `(no ${name})`;
-  }
-}
+const guestRun = oneBootPerKernel('sh test/vm/ftrace-import-guest.sh', TIMEOUT_SEC);
 
 function pageref(args: string[]): string {
   return execFileSync(process.execPath, [join(repoRoot(), 'bin', 'pageref.js'), ...args], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -104,9 +84,9 @@ function registerTests(kernel: KernelImage): void {
   ] as const) {
     test(`${kernel.name}: ftrace text ${what} imports to the per-event counts pageref recorded`, async (t) => {
       const run = await guestRun(kernel);
-      t.is(file(run, `${name}-churn.rc`).trim(), '0', `page-churn failed: ${file(run, `${name}-churn.log`)}\n${run.log}`);
-      t.is(file(run, `${name}-record.rc`).trim(), '0', file(run, `${name}-record.log`));
-      t.notRegex(file(run, `${name}-ftrace-stats.txt`), /overrun: [1-9]/, 'ftrace lost events: the text is incomplete');
+      t.is(guestFile(run, `${name}-churn.rc`).trim(), '0', `page-churn failed: ${guestFile(run, `${name}-churn.log`)}\n${run.log}`);
+      t.is(guestFile(run, `${name}-record.rc`).trim(), '0', guestFile(run, `${name}-record.log`));
+      t.notRegex(guestFile(run, `${name}-ftrace-stats.txt`), /overrun: [1-9]/, 'ftrace lost events: the text is incomplete');
       const { summary, capture } = importText(run, name, kernel);
       t.is(summary.malformed, 0, summary.warnings.join('\n'));
       t.is(summary.lostEvents, 0);
@@ -117,7 +97,7 @@ function registerTests(kernel: KernelImage): void {
       t.true(recorded.page_ref_set > 0 && recorded.page_ref_mod_and_test > 0, 'the workload made page_ref events');
       t.deepEqual(imported, recorded, 'the imported text has exactly the events pageref recorded');
       t.deepEqual(summary.events, recorded);
-      const text = file(run, `${name}-trace.txt`);
+      const text = guestFile(run, `${name}-trace.txt`);
       if (name === 'stacks') {
         t.is(summary.eventsWithStacks, summary.imported, 'every event has its <stack trace> block');
         const ours = functionNames(join(run.outDir, `${name}.pgref`));

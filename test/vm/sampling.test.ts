@@ -6,7 +6,6 @@
 // aggregated ones, which must agree with it exactly on what they keep.
 
 import test from 'ava';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replayCapture } from '../../src/capture/capture-reader';
 import type { CaptureHeader, KernelCounters } from '../../src/capture/schema';
@@ -17,31 +16,12 @@ import { isolationFailed } from '../../src/record/event-batch';
 import { EVENT_NAMES, EventType, isPageRefEvent } from '../../src/record/event-types';
 import { pfnSampledIn, stackSampledIn } from '../../src/record/pfn-hash';
 import { findKernels, KernelImage } from '../../src/vm/kernels';
-import { runInVm, VmResult } from '../../src/vm/qemu';
+import type { VmResult } from '../../src/vm/qemu';
+import { guestFile, oneBootPerKernel } from './guest-runs';
 
 const TIMEOUT_SEC = 600;
 const kernels = findKernels();
-let previous: Promise<unknown> = Promise.resolve();
-const runs = new Map<string, Promise<VmResult>>();
-
-// One guest at a time: two emulated guests on two cores slow each other down.
-function guestRun(kernel: KernelImage): Promise<VmResult> {
-  let run = runs.get(kernel.name);
-  if (!run) {
-    run = previous.catch(() => undefined).then(() => runInVm({ kernel, script: 'sh test/vm/sampling-guest.sh', timeoutSec: TIMEOUT_SEC }));
-    previous = run;
-    runs.set(kernel.name, run);
-  }
-  return run;
-}
-
-function file(run: VmResult, name: string): string {
-  try {
-    return readFileSync(join(run.outDir, name), 'utf8');
-  } catch {
-    return `(no ${name})`;
-  }
-}
+const guestRun = oneBootPerKernel('sh test/vm/sampling-guest.sh', TIMEOUT_SEC);
 
 interface PageRefEvent {
   type: number;
@@ -168,9 +148,9 @@ function registerSamplingTests(kernel: KernelImage): void {
   test(`${name}: --sample-pfn 8 keeps the whole history of exactly the pfns its hash picks`, async (t) => {
     const run = await guestRun(kernel);
     t.deepEqual(run.preconditions, []);
-    t.is(file(run, 'churn.rc').trim(), '0', file(run, 'churn.log'));
-    t.is(file(run, 'full.rc').trim(), '0', file(run, 'full-record.log'));
-    t.is(file(run, 'sampled.rc').trim(), '0', file(run, 'sampled-record.log'));
+    t.is(guestFile(run, 'churn.rc').trim(), '0', guestFile(run, 'churn.log'));
+    t.is(guestFile(run, 'full.rc').trim(), '0', guestFile(run, 'full-record.log'));
+    t.is(guestFile(run, 'sampled.rc').trim(), '0', guestFile(run, 'sampled-record.log'));
     const full = load(run, 'full');
     const sampled = load(run, 'sampled');
     t.is(sampled.header.options.samplePfn, 8);
@@ -189,7 +169,7 @@ function registerSamplingTests(kernel: KernelImage): void {
 
   test(`${name}: --aggregate's per-pfn totals from the kernel equal the sums of every recorded event`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'aggregate.rc').trim(), '0', file(run, 'aggregate-record.log'));
+    t.is(guestFile(run, 'aggregate.rc').trim(), '0', guestFile(run, 'aggregate-record.log'));
     const full = load(run, 'full');
     const aggregate = load(run, 'aggregate');
     t.true(aggregate.header.options.aggregateSlots > 0);
@@ -206,11 +186,11 @@ function registerSamplingTests(kernel: KernelImage): void {
 
   test(`${name}: page_ref by tp_btf records the same events, pfns, counts and stacks as the perf tracepoint`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'by-btf.rc').trim(), '0', file(run, 'by-btf-record.log'));
-    t.is(file(run, 'by-tracepoint.rc').trim(), '0', file(run, 'by-tracepoint-record.log'));
+    t.is(guestFile(run, 'by-btf.rc').trim(), '0', guestFile(run, 'by-btf-record.log'));
+    t.is(guestFile(run, 'by-tracepoint.rc').trim(), '0', guestFile(run, 'by-tracepoint-record.log'));
     const btf = load(run, 'by-btf');
     const tracepoint = load(run, 'by-tracepoint');
-    t.is(btf.header.options.attach, 'btf', file(run, 'by-btf-record.log'));
+    t.is(btf.header.options.attach, 'btf', guestFile(run, 'by-btf-record.log'));
     t.is(tracepoint.header.options.attach, 'tracepoint');
     t.is(sum(btf.counters.dropped) + sum(tracepoint.counters.dropped), 0);
     t.true(tracepoint.pageRef.length > 1000);
@@ -226,7 +206,7 @@ function registerSamplingTests(kernel: KernelImage): void {
 
   test(`${name}: with a one-page ring buffer, dropped is exactly what the kernel counted minus what was received`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'tiny.rc').trim(), '0', file(run, 'tiny-record.log'));
+    t.is(guestFile(run, 'tiny.rc').trim(), '0', guestFile(run, 'tiny-record.log'));
     const tiny = load(run, 'tiny');
     const c = tiny.counters;
     const kept = sum(c.seen) - sum(c.filtered) - sum(c.sampledOut) - sum(c.countedOnly);
@@ -242,8 +222,8 @@ function registerSamplingTests(kernel: KernelImage): void {
 
   test(`${name}: --max-drops stops the recording by itself, finishes the capture and exits 1`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'max-drops.rc').trim(), '1', file(run, 'max-drops-record.log'));
-    t.regex(file(run, 'max-drops-record.log'), /stopped: max drops: \d+ records dropped, more than --max-drops 100/);
+    t.is(guestFile(run, 'max-drops.rc').trim(), '1', guestFile(run, 'max-drops-record.log'));
+    t.regex(guestFile(run, 'max-drops-record.log'), /stopped: max drops: \d+ records dropped, more than --max-drops 100/);
     let stopReason = '';
     replayCapture(join(run.outDir, 'max-drops.pgref'), {
       header: () => {},
@@ -257,7 +237,7 @@ function registerSamplingTests(kernel: KernelImage): void {
 
   test(`${name}: --stacks sampled takes stacks on exactly the pfns its hash picks`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'sampled-stacks.rc').trim(), '0', file(run, 'sampled-stacks-record.log'));
+    t.is(guestFile(run, 'sampled-stacks.rc').trim(), '0', guestFile(run, 'sampled-stacks-record.log'));
     const capture = load(run, 'sampled-stacks');
     t.is(capture.header.options.stacksMode, 'sampled');
     const wrong = capture.pageRef.filter((e) => (e.stackId !== -1) !== stackSampledIn(e.pfn, 4));
@@ -270,15 +250,15 @@ function registerSamplingTests(kernel: KernelImage): void {
 
   test(`${name}: --cma --aggregate --stacks armed: totals only inside the CMA areas, records with stacks only for pages of failed isolations`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'cma-workload.rc').trim(), '0', file(run, 'cma-workload.log'));
-    t.is(file(run, 'armed.rc').trim(), '0', file(run, 'armed-record.log'));
+    t.is(guestFile(run, 'cma-workload.rc').trim(), '0', guestFile(run, 'cma-workload.log'));
+    t.is(guestFile(run, 'armed.rc').trim(), '0', guestFile(run, 'armed-record.log'));
     const capture = load(run, 'armed');
-    const areas = file(run, 'cma-areas.txt')
+    const areas = guestFile(run, 'cma-areas.txt')
       .split('\n')
       .map((line) => line.trim().split(/\s+/))
       .filter((words) => words.length === 3)
       .map(([area, base, count]) => ({ name: area, basePfn: Number(base), count: Number(count) }));
-    t.true(areas.length > 0, file(run, 'cma-areas.txt'));
+    t.true(areas.length > 0, guestFile(run, 'cma-areas.txt'));
     t.deepEqual(capture.header.options.cmaAreas, areas);
     t.deepEqual(capture.header.options.pfnRanges, areas.map((a) => ({ start: a.basePfn, end: a.basePfn + a.count })));
     const inCma = (pfn: number) => areas.some((a) => pfn >= a.basePfn && pfn < a.basePfn + a.count);
@@ -297,7 +277,7 @@ function registerSamplingTests(kernel: KernelImage): void {
     const analysis = new BlameAnalysis();
     replayCapture(join(run.outDir, 'armed.pgref'), analysis);
     const blame = blameJson(analysis);
-    const pinned = new Set(file(run, 'pinned.txt').split('\n').filter((l) => l.trim() !== '').map(Number));
+    const pinned = new Set(guestFile(run, 'pinned.txt').split('\n').filter((l) => l.trim() !== '').map(Number));
     t.true(blame.failures > 0);
     t.true(blame.busyPfns.length > 0 && blame.busyPfns.every((p) => pinned.has(Number(p.pfn))), 'busy pfns are the pinned pages');
     t.true(blame.busyPfns.some((p) => p.releasers.length > 0), 'armed pages should show who released them');

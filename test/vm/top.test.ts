@@ -7,10 +7,9 @@
 // interactive screen runs live in tmux in the guest.
 
 import test from 'ava';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { findKernels, KernelImage } from '../../src/vm/kernels';
-import { runInVm, VmResult } from '../../src/vm/qemu';
+import type { VmResult } from '../../src/vm/qemu';
+import { guestFile, oneBootPerKernel } from './guest-runs';
 
 // Two 300 MiB workloads under tracing and the screen: 5 to 7 minutes under TCG on a quiet host, past 10 when it is shared.
 const TIMEOUT_SEC = 900;
@@ -23,30 +22,10 @@ const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov
  */
 const PIN_TELLING_FRAME = /^(try_grab|try_get_folio|gup_|__gup|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|vmsplice)/;
 const kernels = findKernels();
-let previous: Promise<unknown> = Promise.resolve();
-const runs = new Map<string, Promise<VmResult>>();
-
-// One guest at a time: two emulated guests on two cores slow each other down.
-function guestRun(kernel: KernelImage): Promise<VmResult> {
-  let run = runs.get(kernel.name);
-  if (!run) {
-    run = previous.catch(() => undefined).then(() => runInVm({ kernel, script: 'sh test/vm/top-guest.sh', timeoutSec: TIMEOUT_SEC }));
-    previous = run;
-    runs.set(kernel.name, run);
-  }
-  return run;
-}
-
-function file(run: VmResult, name: string): string {
-  try {
-    return readFileSync(join(run.outDir, name), 'utf8');
-  } catch {
-    return `(no ${name})`;
-  }
-}
+const guestRun = oneBootPerKernel('sh test/vm/top-guest.sh', TIMEOUT_SEC);
 
 function pinnedPfns(run: VmResult, name: string): string[] {
-  return file(run, `${name}-pinned.txt`)
+  return guestFile(run, `${name}-pinned.txt`)
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => /^(0x[0-9a-f]+|\d+)$/i.test(l))
@@ -85,12 +64,12 @@ function registerTopTests(kernel: KernelImage): void {
   test(`${name}: top --batch --view holders shows the vmsplice pin while the pages are pinned`, async (t) => {
     const run = await guestRun(kernel);
     t.deepEqual(run.preconditions, []);
-    t.regex(file(run, 'holders.log'), /^pageref top: attached \d+ programs/m);
-    t.is(file(run, 'holders-workload.rc').trim(), '0', file(run, 'holders-workload.log') + file(run, 'holders-workload.err'));
-    t.is(file(run, 'holders.rc').trim(), '0', file(run, 'holders.log'));
-    const shots = snapshots(file(run, 'holders.out'));
+    t.regex(guestFile(run, 'holders.log'), /^pageref top: attached \d+ programs/m);
+    t.is(guestFile(run, 'holders-workload.rc').trim(), '0', guestFile(run, 'holders-workload.log') + guestFile(run, 'holders-workload.err'));
+    t.is(guestFile(run, 'holders.rc').trim(), '0', guestFile(run, 'holders.log'));
+    const shots = snapshots(guestFile(run, 'holders.out'));
     t.log(`${name}: ${shots.length} snapshots`);
-    t.true(shots.length >= 3, file(run, 'holders.out').slice(0, 2000));
+    t.true(shots.length >= 3, guestFile(run, 'holders.out').slice(0, 2000));
     // A holders row: KIND PAGES REFS PROCS OLDEST EXAMPLE COMMS STACK (the telling frame, last).
     const pinRows = shots.flatMap((s) =>
       s.split('\n').filter((l) => {
@@ -108,14 +87,14 @@ function registerTopTests(kernel: KernelImage): void {
 
   test(`${name}: top --json: the pin among the holders with its stack, the pinned pages busy, the pin the culprit`, async (t) => {
     const run = await guestRun(kernel);
-    t.is(file(run, 'json-workload.rc').trim(), '0', file(run, 'json-workload.log') + file(run, 'json-workload.err'));
-    t.is(file(run, 'json.rc').trim(), '0', file(run, 'json.log'));
-    const lines: TopLine[] = file(run, 'json.out').trim().split('\n').map((l) => JSON.parse(l));
+    t.is(guestFile(run, 'json-workload.rc').trim(), '0', guestFile(run, 'json-workload.log') + guestFile(run, 'json-workload.err'));
+    t.is(guestFile(run, 'json.rc').trim(), '0', guestFile(run, 'json.log'));
+    const lines: TopLine[] = guestFile(run, 'json.out').trim().split('\n').map((l) => JSON.parse(l));
     t.true(lines.length >= 3);
     t.true(lines.every((l) => l.source === 'live'));
     t.true(lines.some((l) => l.eventsPerSec.page_ref_mod > 0), 'no page_ref_mod rate');
     const pinned = new Set(pinnedPfns(run, 'json'));
-    t.is(pinned.size, 16, file(run, 'json-workload.log'));
+    t.is(pinned.size, 16, guestFile(run, 'json-workload.log'));
     const during = lines.filter((l) => l.holders.some((h) => h.kind === 'pin' && h.comms.includes('vmsplice-hold') && h.stack.some((f) => PIN_FRAME.test(f))));
     t.true(during.length >= 2, `holders of the last snapshot: ${JSON.stringify(lines[lines.length - 1].holders.slice(0, 3))}`);
     const pin = during[during.length - 1].holders.find((h) => h.kind === 'pin' && h.comms.includes('vmsplice-hold'))!;
@@ -128,25 +107,25 @@ function registerTopTests(kernel: KernelImage): void {
     t.is(last.culprits[0].kind, 'pin');
     t.true(PIN_TELLING_FRAME.test(last.culprits[0].frame), last.culprits[0].frame);
     t.is(last.dropped, 0, 'records were dropped');
-    t.notRegex(file(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after top exited');
+    t.notRegex(guestFile(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after top exited');
   });
 
   test(`${name}: the interactive screen, live in tmux: the pages view, the key 2 for holders, q leaves the alternate screen`, async (t) => {
     const run = await guestRun(kernel);
-    t.regex(file(run, 'screen-top.log'), /^pageref top: attached \d+ programs/m);
-    t.is(file(run, 'screen-alternate-during.txt').trim(), '1', 'top draws on the alternate screen');
-    const pages = file(run, 'screen-pages.txt');
+    t.regex(guestFile(run, 'screen-top.log'), /^pageref top: attached \d+ programs/m);
+    t.is(guestFile(run, 'screen-alternate-during.txt').trim(), '1', 'top draws on the alternate screen');
+    const pages = guestFile(run, 'screen-pages.txt');
     t.regex(pages, /^pageref top - live on .* kernel \d+\.\d+/m, pages);
     t.regex(pages, /^Events\/s \d/m);
     t.regex(pages, /^Dropped \d+ /m);
     t.regex(pages, /^PFN +REF +MAP +NET↓ .*TOP HOLDER$/m, pages);
     t.regex(pages, /^0x[0-9a-f]+ /m, 'no page rows');
     t.regex(pages, /^q quit +\? help/m);
-    const holders = file(run, 'screen-holders.txt');
+    const holders = guestFile(run, 'screen-holders.txt');
     t.regex(holders, /^Holders \(by stack\): \d+ of \d+ +sort pages↓/m, holders);
     t.regex(holders, /^KIND +PAGES↓ +REFS/m);
-    t.is(file(run, 'screen.rc').trim(), '0', file(run, 'screen-top.log'));
-    t.is(file(run, 'screen-alternate-after.txt').trim(), '0', 'q left the alternate screen');
-    t.false(/^PFN /m.test(file(run, 'screen-after.txt')), 'nothing of top is left on the main screen');
+    t.is(guestFile(run, 'screen.rc').trim(), '0', guestFile(run, 'screen-top.log'));
+    t.is(guestFile(run, 'screen-alternate-after.txt').trim(), '0', 'q left the alternate screen');
+    t.false(/^PFN /m.test(guestFile(run, 'screen-after.txt')), 'nothing of top is left on the main screen');
   });
 }
