@@ -9,7 +9,7 @@ import { cmaAllocFailed, EventBatch, isolationFailed } from '../record/event-bat
 import { EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
-import { Hold, HoldTable, RefEvent } from '../holds/hold-table';
+import { Hold, HoldTable, readRefEvent, RefEvent } from '../holds/hold-table';
 import { referenceKind, releaseKind } from './stack-kinds';
 
 /** Releasers kept per busy pfn; holders are bounded by the hold table. */
@@ -92,19 +92,7 @@ export class BlameAnalysis implements CaptureSink {
     for (let i = 0; i < batch.length; i++) {
       const type = batch.type[i];
       if (isPageRefEvent(type)) {
-        e.type = type;
-        e.pfn = batch.pfn[i];
-        e.tsNs = batch.tsNs[i];
-        e.val = batch.val[i];
-        e.ret = batch.ret[i];
-        e.count = batch.count[i];
-        e.mapcount = batch.mapcount[i];
-        e.flags = batch.flags[i];
-        e.mapping = batch.mapping[i];
-        e.stackId = batch.stackId[i];
-        e.pid = batch.pid[i];
-        e.tgid = batch.tgid[i];
-        e.comm = batch.comm[i];
+        readRefEvent(e, batch, i);
         const busy = this.busy.get(e.pfn);
         const cancelled: Hold[] | undefined = busy && busy.releasers.length < MAX_RELEASERS_PER_PFN ? [] : undefined;
         const delta = this.holds.apply(e, cancelled);

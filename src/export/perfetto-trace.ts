@@ -20,7 +20,7 @@ import protobuf from 'protobufjs';
 import { referenceKind, releaseKind, tellingFrame } from '../blame/stack-kinds';
 import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
 import '../capture/schema'; // 64-bit fields as plain numbers (protobufjs without Long)
-import { HoldTable, RefEvent } from '../holds/hold-table';
+import { HoldTable, readRefEvent, RefEvent } from '../holds/hold-table';
 import { cmaAllocFailed, EventBatch, isolationFailed, NO_PFN } from '../record/event-batch';
 import { EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
@@ -158,19 +158,7 @@ export class PerfettoTraceWriter implements CaptureSink {
       const ts = batch.tsNs[i];
       if (!this.captureAnnotated) this.annotateCapture(ts);
       if (isPageRefEvent(type)) {
-        e.type = type;
-        e.pfn = batch.pfn[i];
-        e.tsNs = ts;
-        e.val = batch.val[i];
-        e.ret = batch.ret[i];
-        e.count = batch.count[i];
-        e.mapcount = batch.mapcount[i];
-        e.flags = batch.flags[i];
-        e.mapping = batch.mapping[i];
-        e.stackId = batch.stackId[i];
-        e.pid = batch.pid[i];
-        e.tgid = batch.tgid[i];
-        e.comm = batch.comm[i];
+        readRefEvent(e, batch, i);
         this.holds.apply(e);
         const track = this.counterTrack.get(e.pfn);
         if (track !== undefined) this.counter(track, ts, e.count);

@@ -23,6 +23,7 @@
 // Memory is bounded per page: at most MAX_HOLDS_PER_PFN outstanding gets are
 // kept; beyond that the oldest is folded into the untracked count.
 
+import type { EventBatch } from '../record/event-batch';
 import { EventType } from '../record/event-types';
 import { grown, PfnIndex } from './pfn-index';
 import { referenceDelta } from './reference-delta';
@@ -90,6 +91,24 @@ export interface RefEvent {
   pid: number;
   tgid: number;
   comm: number;
+}
+
+/** Copies event `i` of `batch` into `e` (one object reused for every event: no allocation per event). */
+export function readRefEvent(e: RefEvent, batch: EventBatch, i: number): RefEvent {
+  e.type = batch.type[i];
+  e.pfn = batch.pfn[i];
+  e.tsNs = batch.tsNs[i];
+  e.val = batch.val[i];
+  e.ret = batch.ret[i];
+  e.count = batch.count[i];
+  e.mapcount = batch.mapcount[i];
+  e.flags = batch.flags[i];
+  e.mapping = batch.mapping[i];
+  e.stackId = batch.stackId[i];
+  e.pid = batch.pid[i];
+  e.tgid = batch.tgid[i];
+  e.comm = batch.comm[i];
+  return e;
 }
 
 export class HoldTable {

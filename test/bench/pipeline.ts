@@ -13,7 +13,7 @@
 
 import { cpus, loadavg } from 'node:os';
 import protobuf from 'protobufjs';
-import { HoldTable, RefEvent } from '../../src/holds/hold-table';
+import { HoldTable, readRefEvent, RefEvent } from '../../src/holds/hold-table';
 import { PfnCounters } from '../../src/holds/pfn-counters';
 import { referenceDelta } from '../../src/holds/reference-delta';
 import { EventType, isPageRefEvent } from '../../src/record/event-types';
@@ -59,20 +59,7 @@ function holdTablePipeline(batches: Uint8Array[]): { seconds: number; records: n
     const b = decoder.decode(drained, batch.length);
     for (let i = 0; i < b.length; i++) {
       if (!isPageRefEvent(b.type[i])) continue;
-      e.type = b.type[i];
-      e.pfn = b.pfn[i];
-      e.tsNs = b.tsNs[i];
-      e.val = b.val[i];
-      e.ret = b.ret[i];
-      e.count = b.count[i];
-      e.mapcount = b.mapcount[i];
-      e.flags = b.flags[i];
-      e.mapping = b.mapping[i];
-      e.stackId = b.stackId[i];
-      e.pid = b.pid[i];
-      e.tgid = b.tgid[i];
-      e.comm = b.comm[i];
-      table.apply(e);
+      table.apply(readRefEvent(e, b, i));
     }
     records += b.length;
   }
