@@ -65,29 +65,32 @@ wait $recorder
 echo $? > "$out/filters-record.rc"
 
 # --- CMA: pages pinned by vmsplice make CMA allocations fail --------------
-node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
-recorder=$!
-if wait_attached "$out/cma-record.log" $recorder; then
-	PINNED_PFNS_FILE="$out/pinned.txt" sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/cma-workload.log" 2>&1
+# The holder faults in its memory before the recorder starts (cma_start_gated).
+if cma_start_gated "$out/cma-workload.log" PINNED_PFNS_FILE="$out/pinned.txt"; then
+	node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
+	recorder=$!
+	wait_attached "$out/cma-record.log" $recorder || echo "pageref record did not attach" >> "$out/cma-record.log"
+	cma_open_gate
+	wait $workload
 	echo $? > "$out/cma-workload.rc"
-else
-	echo "pageref record did not attach" >> "$out/cma-record.log"
+	kill -INT $recorder
+	wait $recorder
+	echo $? > "$out/cma-record.rc"
 fi
-kill -INT $recorder
-wait $recorder
-echo $? > "$out/cma-record.rc"
 
 # --- live blame over the same workload: records, then reports on Ctrl-C ----
 # Alone: two tracers and the 300 MiB holder do not fit in the guest's 512 MiB.
-node bin/pageref.js blame --json --buffer-size 64M > "$out/live-blame.json" 2> "$out/live-blame.log" &
-live_blame=$!
-if wait_for "recording" "$out/live-blame.log" $live_blame; then
-	sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/live-blame-workload.log" 2>&1
+if cma_start_gated "$out/live-blame-workload.log"; then
+	node bin/pageref.js blame --json --buffer-size 64M > "$out/live-blame.json" 2> "$out/live-blame.log" &
+	live_blame=$!
+	wait_for "recording" "$out/live-blame.log" $live_blame
+	cma_open_gate
+	wait $workload
 	echo $? > "$out/live-blame-workload.rc"
+	kill -INT $live_blame
+	wait $live_blame
+	echo $? > "$out/live-blame.rc"
 fi
-kill -INT $live_blame
-wait $live_blame
-echo $? > "$out/live-blame.rc"
 
 # --- nothing is left loaded --------------------------------------------------
 bpftool prog show > "$out/bpf-progs-after.txt" 2>&1

@@ -9,11 +9,12 @@ out="$PAGEREF_OUT"
 
 . test/vm/guest-lib.sh
 
-# top_over_workload NAME TOP-ARGS...: pageref top in the background (node
-# started directly, so that SIGINT reaches it) printing a snapshot every 2 s
-# into NAME.out; once it has attached, the workload pins its pages, makes
-# the allocation fail and keeps the pins 8 s more, during which top prints
-# at least three snapshots; then SIGINT stops top. One top at a time: two
+# top_over_workload NAME TOP-ARGS...: the workload faults in its memory;
+# then pageref top in the background (node started directly, so that SIGINT
+# reaches it) printing a snapshot every 2 s into NAME.out; once it has
+# attached, the workload pins its pages, makes the allocation fail and keeps
+# the pins 8 s more, during which top prints at least three snapshots; then
+# SIGINT stops top. One top at a time: two
 # tracers and the 300 MiB holder do not fit in the guest's 512 MiB.
 # --comm vmsplice-hold, as one would point top at a suspect: unfiltered, the
 # guest makes 20,000 page_ref events a second, more than top takes on the
@@ -24,20 +25,16 @@ out="$PAGEREF_OUT"
 top_over_workload() {
 	name=$1
 	shift
+	cma_start_gated "$out/$name-workload.log" CMA_HOLD_SECONDS=8 PINNED_PFNS_FILE="$out/$name-pinned.txt" || return
 	node bin/pageref.js top --batch 1000 -d 2 --comm vmsplice-hold "$@" > "$out/$name.out" 2> "$out/$name.log" &
 	top=$!
-	if wait_attached "$out/$name.log" $top; then
-		CMA_HOLD_SECONDS=8 PINNED_PFNS_FILE="$out/$name-pinned.txt" sh vm/cma-workload.sh build/Release/vmsplice-hold \
-			> "$out/$name-workload.log" 2> "$out/$name-workload.err" &
-		workload=$!
-		if wait_for "holding the pins" "$out/$name-workload.err" $workload; then
-			sleep 7
-		fi
-		wait $workload
-		echo $? > "$out/$name-workload.rc"
-	else
-		echo "pageref top did not attach" >> "$out/$name.log"
+	wait_attached "$out/$name.log" $top || echo "pageref top did not attach" >> "$out/$name.log"
+	cma_open_gate
+	if wait_for "holding the pins" "$out/$name-workload.log" $workload; then
+		sleep 7
 	fi
+	wait $workload
+	echo $? > "$out/$name-workload.rc"
 	kill -INT $top
 	wait $top
 	echo $? > "$out/$name.rc"

@@ -5,7 +5,7 @@
  * pipes that nobody reads. vmsplice pins each page through GUP, so the
  * kernel cannot migrate it and CMA allocations over it fail isolation.
  *
- * usage: vmsplice-hold MIB [--pin-range START-END] [--pins N]
+ * usage: vmsplice-hold MIB [--pin-range START-END [--pins N] [--gate]]
  *
  * Without options every page of MIB is pinned; prints "holding PAGES pages".
  *
@@ -14,7 +14,10 @@
  * range; the rest of MIB is given back. This makes a few known pages block a
  * CMA allocation, instead of tens of thousands (vm/cma-workload.sh). Prints
  * "holding K pages: 0xPFN 0xPFN ..." (pfns ascending). Needs root: pagemap
- * shows pfns only to CAP_SYS_ADMIN.
+ * shows pfns only to CAP_SYS_ADMIN. The other pages are given back before
+ * the pins are taken. With --gate it prints "ready to pin K pages" once they
+ * are, and pins only on SIGUSR1: a tracer started in between sees the pins
+ * without the hundreds of thousands of events of faulting in MIB.
  *
  * Then sleeps until SIGINT or SIGTERM; exiting frees the pipes and so drops
  * the references.
@@ -48,7 +51,7 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vmsplice-hold MIB [--pin-range START-END] [--pins N]\n");
+	fprintf(stderr, "usage: vmsplice-hold MIB [--pin-range START-END [--pins N] [--gate]]\n");
 	exit(2);
 }
 
@@ -103,22 +106,33 @@ static void splice_all(char *addr, size_t len, long page)
 	}
 }
 
-/* Pins up to pins pages of mem whose pfn is in [lo, hi); frees the others. Returns how many. */
-static size_t pin_in_range(char *mem, size_t pages, long page, uint64_t lo, uint64_t hi, size_t pins)
+/* The pagemap entries of pages pages from addr. */
+static void read_pagemap(char *addr, size_t pages, long page, uint64_t *map)
 {
-	uint64_t *map = malloc(pages * sizeof(*map));
-	struct candidate *cand = malloc(pages * sizeof(*cand));
-	char *pinned = calloc(pages, 1);
-	if (!map || !cand || !pinned)
-		die("malloc");
-
 	int fd = open("/proc/self/pagemap", O_RDONLY);
 	if (fd < 0)
 		die("open /proc/self/pagemap");
 	size_t want = pages * sizeof(*map);
-	if (pread(fd, map, want, (off_t)((uintptr_t)mem / page) * sizeof(*map)) != (ssize_t)want)
+	if (pread(fd, map, want, (off_t)((uintptr_t)addr / page) * sizeof(*map)) != (ssize_t)want)
 		die("read /proc/self/pagemap");
 	close(fd);
+}
+
+/*
+ * Chooses up to pins pages of mem whose pfn is in [lo, hi) and gives back all
+ * the others, so that the CMA area is free apart from the chosen pages: a
+ * failed allocation then stops at a chosen page, not at whatever else was
+ * there. Returns how many were chosen; their page numbers go to chosen[].
+ */
+static size_t choose_in_range(char *mem, size_t pages, long page, uint64_t lo, uint64_t hi, size_t pins,
+			      size_t *chosen)
+{
+	uint64_t *map = malloc(pages * sizeof(*map));
+	struct candidate *cand = malloc(pages * sizeof(*cand));
+	char *keep = calloc(pages, 1);
+	if (!map || !cand || !keep)
+		die("malloc");
+	read_pagemap(mem, pages, page, map);
 
 	size_t n = 0, present = 0, zero = 0;
 	for (size_t i = 0; i < pages; i++) {
@@ -136,7 +150,7 @@ static size_t pin_in_range(char *mem, size_t pages, long page, uint64_t lo, uint
 	}
 
 	/*
-	 * Spread the pins over the pfn range rather than take the lowest: then
+	 * Spread the choice over the pfn range rather than take the lowest: then
 	 * every part of the range is blocked, whichever window an allocation
 	 * tries.
 	 */
@@ -144,39 +158,66 @@ static size_t pin_in_range(char *mem, size_t pages, long page, uint64_t lo, uint
 	size_t k = n < pins ? n : pins;
 	for (size_t j = 0; j < k; j++) {
 		/* The middle of each of k equal slices of the candidates. */
-		struct candidate *c = &cand[(2 * j + 1) * n / (2 * k)];
-		splice_all(mem + c->index * page, page, page);
-		pinned[c->index] = 1;
+		chosen[j] = cand[(2 * j + 1) * n / (2 * k)].index;
+		keep[chosen[j]] = 1;
 	}
-
-	/*
-	 * Give back every page that is not pinned, so that the CMA area is free
-	 * apart from the pinned pages: a failed allocation then stops at a pinned
-	 * page, not at whatever else was there. A pinned page is left mapped; the
-	 * pipe's reference would keep it alive either way.
-	 */
-	size_t run = 0;
-	for (size_t i = 0; i <= pages; i++) {
-		if (i < pages && !pinned[i])
-			continue;
-		if (i > run && madvise(mem + run * page, (i - run) * page, MADV_DONTNEED) < 0)
-			die("madvise(MADV_DONTNEED)");
-		run = i + 1;
-	}
-
 	if (k == 0) {
 		fprintf(stderr, "vmsplice-hold: none of %zu pages had a pfn in [0x%llx, 0x%llx)\n", pages,
 			(unsigned long long)lo, (unsigned long long)hi);
 		exit(1);
 	}
-	printf("holding %zu pages:", k);
-	for (size_t j = 0; j < k; j++)
-		printf(" 0x%llx", (unsigned long long)cand[(2 * j + 1) * n / (2 * k)].pfn);
-	printf("\n");
+
+	size_t run = 0;
+	for (size_t i = 0; i <= pages; i++) {
+		if (i < pages && !keep[i])
+			continue;
+		if (i > run && madvise(mem + run * page, (i - run) * page, MADV_DONTNEED) < 0)
+			die("madvise(MADV_DONTNEED)");
+		run = i + 1;
+	}
 	free(map);
 	free(cand);
-	free(pinned);
+	free(keep);
 	return k;
+}
+
+/* Pins the chosen pages and prints "holding K pages: 0xPFN ..." with the pfns they have now. */
+static void pin_chosen(char *mem, long page, const size_t *chosen, size_t k)
+{
+	uint64_t pfns[k];
+	for (size_t j = 0; j < k; j++) {
+		splice_all(mem + chosen[j] * page, page, page);
+		/* Read after the pin: a pinned page can no longer move. */
+		read_pagemap(mem + chosen[j] * page, 1, page, &pfns[j]);
+		pfns[j] &= PM_PFN_MASK;
+	}
+	printf("holding %zu pages:", k);
+	for (size_t j = 0; j < k; j++)
+		printf(" 0x%llx", (unsigned long long)pfns[j]);
+	printf("\n");
+}
+
+/* With --gate: says "ready" and waits for SIGUSR1 (or the end) before pinning. */
+static volatile sig_atomic_t go;
+
+static void on_go(int sig) { (void)sig; go = 1; }
+
+static void wait_for_go(size_t k)
+{
+	/* Blocked until sigsuspend: a signal between the test and the wait is not missed. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	printf("ready to pin %zu pages\n", k);
+	fflush(stdout);
+	while (!go && !stop)
+		sigsuspend(&old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (stop)
+		exit(0);
 }
 
 int main(int argc, char **argv)
@@ -186,7 +227,7 @@ int main(int argc, char **argv)
 	size_t bytes = (size_t)atol(argv[1]) << 20;
 	long page = sysconf(_SC_PAGESIZE);
 
-	int ranged = 0;
+	int ranged = 0, gate = 0;
 	uint64_t lo = 0, hi = 0;
 	long pins = 0;
 	for (int i = 2; i < argc; i++) {
@@ -199,6 +240,8 @@ int main(int argc, char **argv)
 				exit(2);
 			}
 			ranged = 1;
+		} else if (strcmp(argv[i], "--gate") == 0) {
+			gate = 1;
 		} else if (strcmp(argv[i], "--pins") == 0 && i + 1 < argc) {
 			pins = strtol(argv[++i], &end, 10);
 			if (*end != '\0' || pins <= 0) {
@@ -210,7 +253,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (pins && !ranged)
+	if ((pins || gate) && !ranged)
 		usage();
 	if (!pins)
 		pins = 16;
@@ -219,6 +262,7 @@ int main(int argc, char **argv)
 	setrlimit(RLIMIT_NOFILE, &fds);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGUSR1, on_go);
 
 	char *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
@@ -229,7 +273,11 @@ int main(int argc, char **argv)
 		mem[off] = (char)off | 1;
 
 	if (ranged) {
-		pin_in_range(mem, bytes / page, page, lo, hi, (size_t)pins);
+		size_t chosen[pins];
+		size_t k = choose_in_range(mem, bytes / page, page, lo, hi, (size_t)pins, chosen);
+		if (gate)
+			wait_for_go(k);
+		pin_chosen(mem, page, chosen, k);
 	} else {
 		splice_all(mem, bytes, page);
 		printf("holding %zu pages\n", bytes / page);
