@@ -55,6 +55,11 @@ struct {
 } events SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PAGEREF_FAILURE_RING_BYTES);
+} failures SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
 	__uint(max_entries, 1);       /* resized before load */
 	__uint(key_size, sizeof(__u32));
@@ -109,11 +114,11 @@ static __always_inline struct pageref_counters *count_seen(__u32 type)
 	return c;
 }
 
-/* Reserves a record and fills the fields every event has. */
+/* Reserves a record in ring (events or failures) and fills the fields every event has. */
 static __always_inline struct pageref_record *
-begin_record(void *ctx, __u8 type, struct pageref_counters *c, bool with_stack)
+begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool with_stack)
 {
-	struct pageref_record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	struct pageref_record *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 	__u64 pid_tgid;
 
 	if (!r) {
@@ -292,7 +297,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 			     (stacks_mode == PAGEREF_STACKS_SAMPLED &&
 			      pageref_pfn_hash(pfn ^ PAGEREF_STACK_SAMPLE_SALT) % stack_sample == 0);
 	}
-	r = begin_record(ctx, type, c, with_stack);
+	r = begin_record(ctx, &events, type, c, with_stack);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
@@ -438,7 +443,8 @@ int BPF_PROG(btf_page_ref_unfreeze, struct page *page, int v)
 }
 
 /* Isolation and CMA events are never filtered: they are rare, they mark
- * the failure, and the allocating task is not the one holding the page. */
+ * the failure, and the allocating task is not the one holding the page.
+ * They go to the failures ring, which page_ref records cannot fill. */
 SEC("tp/page_isolation/test_pages_isolated")
 int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 {
@@ -449,7 +455,7 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 		return 0;
 	if (stacks_mode == PAGEREF_STACKS_ARMED && tp->fin_pfn < tp->end_pfn)
 		arm_range(tp->start_pfn, tp->end_pfn);
-	r = begin_record(tp, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE);
+	r = begin_record(tp, &failures, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE);
 	if (!r)
 		return 0;
 	r->pfn = tp->start_pfn;
@@ -476,7 +482,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 
 	if (!c)
 		return 0;
-	r = begin_record(ctx, type, c, stacks_mode != PAGEREF_STACKS_NONE);
+	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE);
 	if (!r)
 		return 0;
 	r->pfn = pfn;

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -274,6 +275,8 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
 
     ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &NativeTracer::OnSample, this, nullptr);
     if (!ring_) throw BpfError(env_, "opening the ring buffer", errno, log);
+    failure_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.failures), &NativeTracer::OnFailure, this, nullptr);
+    if (!failure_ring_) throw BpfError(env_, "opening the failures ring buffer", errno, log);
   }
 
   void Check(int err, const std::string& what, const LibbpfLog& log) {
@@ -301,6 +304,9 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
     DestroyLinks();
     ring_buffer__free(ring_);
     ring_ = nullptr;
+    ring_buffer__free(failure_ring_);
+    failure_ring_ = nullptr;
+    pending_failures_.clear();
     if (stats_) munmap(const_cast<uint8_t*>(stats_), stats_map_bytes_);
     stats_ = nullptr;
     pageref_bpf__destroy(skel_);
@@ -327,6 +333,25 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
     return self->out_cap_ - self->out_len_ < kRecordSize ? kBufferFull : 0;
   }
 
+  static int OnFailure(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<NativeTracer*>(ctx);
+    if (size != kRecordSize) return 0;
+    auto* bytes = static_cast<const uint8_t*>(data);
+    self->pending_failures_.insert(self->pending_failures_.end(), bytes, bytes + kRecordSize);
+    return 0;
+  }
+
+  static uint64_t Timestamp(const uint8_t* record) {
+    uint64_t ts;
+    memcpy(&ts, record + offsetof(pageref_record, ts_ns), sizeof(ts));
+    return ts;
+  }
+
+  // Drains both rings into the caller's buffer as one stream in time order:
+  // blame must see an isolation failure between the page_ref events before
+  // and after it, and the two rings are drained separately. A failure later
+  // than every page_ref record of this batch waits for the next drain while
+  // the events ring still holds records: those may be older than it.
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
@@ -334,16 +359,62 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
         info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       throw Napi::TypeError::New(env, "drain: expected a Uint8Array");
     Napi::Uint8Array into = info[0].As<Napi::Uint8Array>();
-    if (into.ByteLength() < kRecordSize) return Napi::Number::New(env, 0);
-    out_ = into.Data();
-    out_cap_ = into.ByteLength();
-    out_len_ = 0;
+    size_t capacity = into.ByteLength() / kRecordSize * kRecordSize;
+    if (capacity == 0) return Napi::Number::New(env, 0);
     LibbpfLog log;
-    int n = ring_buffer__consume(ring_);
+    int failures = ring_buffer__consume(failure_ring_);
+    if (failures < 0) throw BpfError(env, "draining the failures ring buffer", failures, log);
+    // Room kept for failures; page_ref records get at least half the buffer.
+    size_t reserved = std::min(pending_failures_.size(), capacity / 2 / kRecordSize * kRecordSize);
+    out_ = into.Data();
+    out_cap_ = capacity - reserved;
+    out_len_ = 0;
+    int n = out_cap_ >= kRecordSize ? ring_buffer__consume(ring_) : kBufferFull;
     size_t written = out_len_;
     out_ = nullptr;
     if (n < 0 && n != kBufferFull) throw BpfError(env, "draining the ring buffer", n, log);
+    if (!pending_failures_.empty()) written = MergeFailures(into.Data(), written, capacity, n != kBufferFull);
     return Napi::Number::New(env, static_cast<double>(written));
+  }
+
+  // Merges the pending failures due now into out[0, used), which holds
+  // page_ref records, and returns the new length.
+  size_t MergeFailures(uint8_t* out, size_t used, size_t capacity, bool events_ring_empty) {
+    size_t pending = pending_failures_.size() / kRecordSize;
+    std::vector<uint8_t> sorted(pending_failures_.size());
+    std::vector<size_t> order(pending);
+    for (size_t i = 0; i < pending; i++) order[i] = i;
+    const uint8_t* from = pending_failures_.data();
+    std::stable_sort(order.begin(), order.end(), [from](size_t a, size_t b) {
+      return Timestamp(from + a * kRecordSize) < Timestamp(from + b * kRecordSize);
+    });
+    for (size_t i = 0; i < pending; i++) memcpy(&sorted[i * kRecordSize], from + order[i] * kRecordSize, kRecordSize);
+
+    uint64_t due_until = UINT64_MAX;
+    if (!events_ring_empty) {
+      due_until = 0;
+      for (size_t at = 0; at < used; at += kRecordSize) due_until = std::max(due_until, Timestamp(out + at));
+    }
+    size_t due = 0;
+    size_t room = (capacity - used) / kRecordSize;
+    while (due < pending && due < room && Timestamp(&sorted[due * kRecordSize]) <= due_until) due++;
+
+    // Backwards, so that every record moves at most once and nothing is overwritten unread.
+    size_t events = used / kRecordSize;
+    size_t i = events, j = due, w = events + due;
+    while (j > 0) {
+      const uint8_t* failure = &sorted[(j - 1) * kRecordSize];
+      if (i > 0 && Timestamp(out + (i - 1) * kRecordSize) > Timestamp(failure)) {
+        memcpy(out + (w - 1) * kRecordSize, out + (i - 1) * kRecordSize, kRecordSize);
+        i--;
+      } else {
+        memcpy(out + (w - 1) * kRecordSize, failure, kRecordSize);
+        j--;
+      }
+      w--;
+    }
+    pending_failures_.assign(sorted.begin() + due * kRecordSize, sorted.end());
+    return used + due * kRecordSize;
   }
 
   Napi::Value ReadStack(const Napi::CallbackInfo& info) {
@@ -465,6 +536,9 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   bool hooked_ = false;
   pageref_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
+  // Isolation and CMA records: their own ring, merged in by time on drain.
+  ring_buffer* failure_ring_ = nullptr;
+  std::vector<uint8_t> pending_failures_;
   bpf_program* progs_[PAGEREF_EV_COUNT] = {};
   bpf_link* links_[PAGEREF_EV_COUNT] = {};
   std::vector<std::string> attached_;

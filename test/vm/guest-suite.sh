@@ -92,6 +92,25 @@ if cma_start_gated "$out/live-blame-workload.log"; then
 	echo $? > "$out/live-blame.rc"
 fi
 
+# --- a flooded events ring costs page_ref records, never the failures ------
+# A one-page events ring (42 records) and page-churn's events beside the
+# workload: page_ref records are dropped, isolation and CMA records, which
+# have a ring of their own, are not.
+if cma_start_gated "$out/flood-workload.log"; then
+	node bin/pageref.js record -o "$out/flood.pgref" --buffer-size 4K > "$out/flood-record.log" 2>&1 &
+	recorder=$!
+	wait_attached "$out/flood-record.log" $recorder || echo "pageref record did not attach" >> "$out/flood-record.log"
+	build/Release/page-churn 16 4 < /dev/null > /dev/null 2>&1 &
+	churn=$!
+	cma_open_gate
+	wait $workload
+	echo $? > "$out/flood-workload.rc"
+	wait $churn
+	kill -INT $recorder
+	wait $recorder
+	echo $? > "$out/flood-record.rc"
+fi
+
 # --- nothing is left loaded --------------------------------------------------
 bpftool prog show > "$out/bpf-progs-after.txt" 2>&1
 bpftool link show > "$out/bpf-links-after.txt" 2>&1

@@ -223,6 +223,28 @@ function registerKernelTests(kernel: KernelImage): void {
     t.true(holders.some((g: { kind: string; stack: string[] }) => g.kind === 'pin' && g.stack.some((frame) => /vmsplice/.test(frame))));
   });
 
+  test(`${name}: with the events ring flooded, every isolation and CMA record still arrives`, async (t) => {
+    const run = await suiteRun(kernel);
+    t.is(file(run, 'flood-workload.rc').trim(), '0', file(run, 'flood-workload.log'));
+    t.is(file(run, 'flood-record.rc').trim(), '0', file(run, 'flood-record.log'));
+    const summary = report(join(run.outDir, 'flood.pgref'));
+    const counters = summary.kernelCounters;
+    if (!counters) return t.fail('the capture has no kernel counters');
+    const failureEvents = ['test_pages_isolated', 'cma_alloc_start', 'cma_alloc_finish', 'cma_alloc_busy_retry'] as const;
+    const pageRefDropped = Object.entries(counters)
+      .filter(([event]) => event.startsWith('page_ref_'))
+      .reduce((sum, [, c]) => sum + c.dropped, 0);
+    t.log(`${name}: ${pageRefDropped} page_ref records dropped; ${summary.isolation.failures} isolation failures, ${summary.cma.busyRetries} busy retries received`);
+    t.true(pageRefDropped > 1000, 'the one-page events ring did not overflow: the test proves nothing');
+    for (const event of failureEvents) {
+      t.is(counters[event].dropped, 0, `${event} records were dropped`);
+      t.is(counters[event].emitted, summary.events[event], `${event}: received differs from what the kernel emitted`);
+    }
+    t.is(summary.isolation.failures, 33);
+    t.is(summary.cma.busyRetries, 33);
+    t.is(summary.cma.failedAllocations, 1);
+  });
+
   test(`${name}: nothing stays loaded in the kernel after record exits`, async (t) => {
     const run = await suiteRun(kernel);
     const progs = file(run, 'bpf-progs-after.txt');
