@@ -14,16 +14,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findKernels, KernelImage, repoRoot } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
+import { Blame, BusyPfn, COMM, EXIT_FRAMES, exitPathPfns } from './exit-path-criterion';
 
-const TIMEOUT_SEC = 240;
-const COMM = 'exit-race';
-const EXIT_FRAMES = /^(exit_mmap|do_exit|mmput|__mmput)\+/;
-const BATCH_FRAMES = /^(tlb_finish_mmu|tlb_flush_mmu|tlb_batch_pages_flush|__tlb_batch_free_encoded_pages|free_pages_and_swap_cache|release_pages|folios_put_refs)\+/;
-
-interface Releaser { stack: string[]; comm: string; pid: number; refs: number; afterNs: number }
-interface Holder { stack: string[]; kind: string; comm: string; pid: number }
-interface BusyPfn { pfn: string; failures: number; count: number; mapcount: number; holders: Holder[]; releasers: Releaser[] }
-interface Blame { kernel: string; failures: number; dropped: number; truncated: string | null; busyPfns: BusyPfn[] }
+const TIMEOUT_SEC = 300;
 
 const kernels = findKernels();
 let previous: Promise<unknown> = Promise.resolve();
@@ -31,15 +24,6 @@ let previous: Promise<unknown> = Promise.resolve();
 function blame(capture: string): Blame {
   const text = execFileSync(process.execPath, [join(repoRoot(), 'bin', 'pageref.js'), 'blame', capture, '--json'], { maxBuffer: 1 << 30 });
   return JSON.parse(text.toString()) as Blame;
-}
-
-/** A busy pfn held by the exiting process and released by its exit_mmap batch. */
-function exitPathPfns(b: Blame): BusyPfn[] {
-  return b.busyPfns.filter(
-    (p) =>
-      p.holders.some((h) => h.comm === COMM) &&
-      p.releasers.some((r) => r.comm === COMM && r.stack.some((f) => EXIT_FRAMES.test(f)) && r.stack.some((f) => BATCH_FRAMES.test(f))),
-  );
 }
 
 if (process.env.PAGEREF_SKIP_VM === '1') {
