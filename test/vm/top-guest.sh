@@ -57,12 +57,22 @@ pane=$(tmux -S "$sock" display -p '#{pane_pid}')
 if wait_attached "$out/screen-top.log" "$pane"; then
 	build/Release/page-churn 4 30 < /dev/null > /dev/null 2>&1 &
 	churn=$!
-	sleep 4
+	# Until the screen shows TEXT (a pattern of grep -E), at most 30 s: on a
+	# busy host the first frames with rows came after 4 s.
+	screen_shows() {
+		i=0
+		while [ $i -lt 60 ]; do
+			tmux -S "$sock" capture-pane -p > "$2"
+			grep -Eq "$1" "$2" && return 0
+			sleep 0.5
+			i=$((i + 1))
+		done
+		return 1
+	}
+	screen_shows '^0x[0-9a-f]+ ' "$out/screen-pages.txt"
 	tmux -S "$sock" display -p '#{alternate_on}' > "$out/screen-alternate-during.txt"
-	tmux -S "$sock" capture-pane -p > "$out/screen-pages.txt"
 	tmux -S "$sock" send-keys 2
-	sleep 3
-	tmux -S "$sock" capture-pane -p > "$out/screen-holders.txt"
+	screen_shows '^KIND +PAGES' "$out/screen-holders.txt"
 	tmux -S "$sock" send-keys q
 	i=0
 	while [ ! -s "$out/screen.rc" ] && [ $i -lt 300 ]; do
