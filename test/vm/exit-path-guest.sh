@@ -9,7 +9,7 @@ set -u
 out="$PAGEREF_OUT"
 T=/sys/kernel/tracing
 MAX_TRIES=${MAX_TRIES:-3}
-BUDGET_SEC=${BUDGET_SEC:-120}
+BUDGET_SEC=${BUDGET_SEC:-200}
 # MIB HOG_MS CHUNK: see vm/exit-race-workload.sh.
 ARGS=${EXIT_RACE_ARGS:-150 20000 512}
 export RT_RUNTIME_US=${RT_RUNTIME_US:-99000}
@@ -37,8 +37,8 @@ while [ $n -le "$MAX_TRIES" ]; do
 	record_rc=$?
 	fails=$(grep -c 'ret=fail' $T/trace)
 	echo "try=$n workload_rc=$rc record_rc=$record_rc isolation_failures=$fails elapsed=$(($(date +%s) - started)) $(tail -n 1 "$out/try$n-workload.log")" >> "$out/tries.txt"
-	# A failure on some other process's page (pageref's own node freeing
-	# memory, say), or on an exit-race page released by its munmap rather
+	# A failure on some other process's page (pageref's own node, whose
+	# writes of the capture to the 9p share pin its buffers for a moment), or on an exit-race page released by its munmap rather
 	# than its exit, is not the race: try again while the budget lasts.
 	if [ "$fails" -gt 0 ] && node bin/pageref.js blame "$out/try$n.pgref" --json 2>/dev/null | node dist/test/vm/exit-path-criterion.js; then
 		break

@@ -16,7 +16,7 @@ import { findKernels, KernelImage, repoRoot } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
 import { Blame, BusyPfn, COMM, EXIT_FRAMES, exitPathPfns } from './exit-path-criterion';
 
-const TIMEOUT_SEC = 300;
+const TIMEOUT_SEC = 420;
 
 const kernels = findKernels();
 let previous: Promise<unknown> = Promise.resolve();
