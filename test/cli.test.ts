@@ -110,7 +110,7 @@ test('report and blame on a sampled, aggregated capture say what it could not se
   t.regex(text, /ESTIMATE: about 64 page_ref events on all pages/);
   const blame = JSON.parse(pageref(['blame', path, '--json']).stdout);
   t.false(blame.busyPfns[0].sampled);
-  t.deepEqual(blame.recording, { stacksMode: 'armed', samplePfn: 8, sampleEvents: 1, aggregated: true });
+  t.deepEqual(blame.recording, { stacksMode: 'armed', samplePfn: 8, sampleEvents: 1, aggregated: true, rawPointers: false });
   const blameText = pageref(['blame', path]).stdout;
   t.regex(blameText, /1 of the 1 busy pages are outside the pfn sample/);
   t.regex(blameText, /with --stacks armed a page is recorded only from the first failed isolation/);
@@ -154,7 +154,7 @@ test('blame --json on a capture follows the documented contract', (t) => {
   t.is(blame.failures, 1);
   t.deepEqual(Object.keys(blame.busyPfns[0]).sort(), ['count', 'failures', 'holders', 'mapcount', 'pfn', 'releasers', 'sampled', 'untrackedRefs']);
   t.deepEqual(blame.limits, [], 'a full capture has no limits');
-  t.deepEqual(blame.recording, { stacksMode: 'all', samplePfn: 1, sampleEvents: 1, aggregated: false });
+  t.deepEqual(blame.recording, { stacksMode: 'all', samplePfn: 1, sampleEvents: 1, aggregated: false, rawPointers: false });
   t.true(blame.busyPfns[0].sampled);
   t.is(blame.busyPfns[0].pfn, '0x17ac9');
   t.deepEqual(blame.busyPfns[0].holders, [{ stack: ['__page_ref_mod+0x12', 'try_grab_page+0x40', 'follow_page_pte+0x1f0'], kind: 'pin', comm: 'holder', pid: 9018, refs: 1, heldNs: 1000, certain: true }]);

@@ -20,8 +20,8 @@ export interface BlameJson {
   truncated: string | null;
   /** What the capture could not see by how it was recorded (sampling, --aggregate, armed stacks): sentences. */
   limits: string[];
-  /** How the capture was recorded, as far as it limits the verdict. */
-  recording: { stacksMode: string; samplePfn: number; sampleEvents: number; aggregated: boolean };
+  /** How the capture was recorded, as far as it limits the verdict, and whether it holds raw kernel pointers. */
+  recording: { stacksMode: string; samplePfn: number; sampleEvents: number; aggregated: boolean; rawPointers: boolean };
   busyPfns: {
     /** False when --sample-pfn left this page out: its history was not recorded. */
     sampled: boolean;
@@ -101,6 +101,7 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
       samplePfn: sampling.pfn,
       sampleEvents: sampling.events,
       aggregated: (header?.options?.aggregateSlots ?? 0) > 0,
+      rawPointers: header?.rawPointers === true,
     },
     busyPfns,
     byStack,

@@ -3,6 +3,7 @@
 // stack that took the reference and what released it later.
 
 import type { BlameJson } from './blame-report';
+import { RAW_POINTERS_WARNING } from '../report/capture-exposure';
 import { KIND_MEANING, KIND_RANK } from './stack-kinds';
 
 const MAX_CULPRITS = 5;
@@ -12,6 +13,7 @@ export function renderBlame(blame: BlameJson): string {
   const out: string[] = [];
   out.push(`pageref blame: kernel ${blame.kernel}: ${blame.failures} failed isolation tests (of ${blame.isolationTests}) on ${blame.busyPfns.length} busy pages; ${blame.busyRetries} CMA busy retries, ${blame.failedAllocations} failed CMA allocations`);
   if (blame.truncated) out.push(`WARNING: capture incomplete: ${blame.truncated}`);
+  if (blame.recording.rawPointers) out.push(`WARNING: ${RAW_POINTERS_WARNING}`);
   if (blame.dropped > 0) out.push(`WARNING: ${blame.dropped} records were lost in the kernel: some holders may be missing`);
   for (const limit of blame.limits) out.push(`Note: ${limit}.`);
   const unsampled = blame.busyPfns.filter((b) => !b.sampled).length;

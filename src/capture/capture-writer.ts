@@ -2,16 +2,17 @@
 // Each frame goes to the file in one write, so whatever happens to the
 // process, the file holds whole frames plus at most one torn one.
 
-import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, unlinkSync, writeSync } from 'node:fs';
 import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { frameBytes, MAGIC } from './framing';
+import { createOutputFile } from './output-file';
 import { RECORD_SIZE } from '../record/layout';
 import { CaptureHeader, captureSchema, KernelCounters, PfnCounts, StackEntry } from './schema';
 
 export interface CaptureWriterOptions {
-  /** Replace an existing file; without it an existing file is an error. */
+  /** Replace an existing regular file; without it an existing file is an error (createOutputFile). */
   force?: boolean;
 }
 
@@ -23,7 +24,7 @@ export class CaptureWriter implements CaptureSink {
 
   /** Creates the file (mode 0600) and writes the magic bytes. */
   constructor(readonly path: string, options: CaptureWriterOptions = {}) {
-    this.fd = openSync(path, options.force ? 'w' : 'wx', 0o600);
+    this.fd = createOutputFile(path, options.force === true);
     this.write(MAGIC);
   }
 

@@ -72,6 +72,8 @@ export interface CaptureHeader {
   eventsMissing: string[];
   pageSize: number;
   source: string;
+  /** page.mapping values are raw kernel pointers (record --raw-pointers), not the keyed hash; false in older captures. */
+  rawPointers: boolean;
 }
 
 /** Kernel counters summed over CPUs; each array is indexed by event type. */

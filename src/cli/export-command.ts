@@ -1,7 +1,8 @@
 // `pageref export FILE --pprof OUT.pb.gz --perfetto OUT`: a capture into the
 // formats other tools read, in one read of the capture.
 
-import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createOutputFile } from '../capture/output-file';
 import { replayCapture } from '../capture/capture-reader';
 import { HoldProfile, PprofSummary } from '../export/pprof-profile';
 import { choosePfns, PerfettoSummary, PerfettoTraceWriter } from '../export/perfetto-trace';
@@ -55,7 +56,12 @@ export function exportCommand(args: ExportArgs): string {
   if (trace && args.perfetto) result.perfetto = { output: args.perfetto, bytes: statSync(args.perfetto).size, ...trace.summary };
   if (profile && args.pprof) {
     const { bytes, summary } = profile.encode();
-    writeFileSync(args.pprof, bytes, { mode: 0o600 });
+    const fd = createOutputFile(args.pprof, args.force);
+    try {
+      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+    } finally {
+      closeSync(fd);
+    }
     result.pprof = { output: args.pprof, bytes: bytes.length, ...summary };
   }
   if (args.json) return JSON.stringify(result) + '\n';

@@ -42,6 +42,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .option('-d, --duration <seconds>', 'stop after this many seconds (default: until SIGINT or SIGTERM)', (v) => parseSeconds(v, '--duration')),
   )
     .option('-f, --force', 'replace the output file if it exists')
+    .option('--raw-pointers', 'keep the kernel\'s page->mapping pointers (default: a per-capture keyed hash, so the file reveals no kernel address)')
     .option('--max-drops <n>', 'stop (exit status 1, the capture finished) once the kernel has dropped more than N records', (v) => parseInteger(v, '--max-drops'))
     .action(async (options) => {
       setExit(
@@ -51,6 +52,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
           durationSec: options.duration,
           ...traceScope(options),
           force: Boolean(options.force),
+          rawPointers: Boolean(options.rawPointers),
           commandLine: ['pageref', ...argv.slice(2)],
         }),
       );

@@ -38,6 +38,8 @@ export interface RecordArgs extends TraceScope {
   maxDrops?: number;
   durationSec?: number;
   force: boolean;
+  /** --raw-pointers: the capture keeps the kernel's page.mapping pointers (its header says so). */
+  rawPointers: boolean;
   commandLine: string[];
 }
 
@@ -101,11 +103,13 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
         maxDrops: args.maxDrops,
         commandLine: args.commandLine,
         durationSec: args.durationSec,
+        rawPointers: args.rawPointers,
         signal: stop.signal,
         onProgress: progress,
         onAttached: (names, how) => {
           attached = true;
           log(`pageref record: attached ${names.length} programs (${names.join(', ')}; page_ref by ${how}); recording to ${args.output}`);
+          if (args.rawPointers) log(`pageref record: --raw-pointers: ${args.output} will hold kernel addresses (page->mapping); share it only where revealing them is acceptable`);
         },
       },
       writer,

@@ -1,12 +1,13 @@
 // `pageref doctor`: can this machine trace page references, and if not,
-// exactly what is missing and what to do about it. `record` runs the same
-// checks and refuses to start with this explanation.
+// exactly what is missing and what to do about it. `record`, live `top` and
+// live `blame` run the same checks and refuse to start with this explanation,
+// privileges first: without them nothing else can be fixed.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { EVENT_NAMES, EventName } from '../record/event-types';
-import { availableEvents, findTracefs, kernelConfigValue } from '../kernel/tracefs';
+import { availableEvents, findTracefs, kernelConfigValue, tracefsMounts } from '../kernel/tracefs';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -38,14 +39,15 @@ export function runDoctor(options: { mountTracefs?: boolean } = {}): DoctorRepor
 
   const caps = effectiveCapabilities();
   const privileged = caps !== undefined && (hasCap(caps, CAP_SYS_ADMIN) || (hasCap(caps, CAP_BPF) && hasCap(caps, CAP_PERFMON)));
+  const missing = privileged ? [] : missingCapabilities(caps);
   checks.push(
     privileged
       ? { name: 'privileges', status: 'ok', detail: process.getuid?.() === 0 ? 'running as root' : 'CAP_BPF and CAP_PERFMON are effective' }
       : {
           name: 'privileges',
           status: 'fail',
-          detail: `missing ${missingCapabilities(caps).join(' and ')}`,
-          remedy: 'run as root (sudo pageref ...) or grant CAP_BPF and CAP_PERFMON',
+          detail: `missing ${missing.join(' and ')}`,
+          remedy: `run as root, or grant ${missing.length === 1 ? 'it' : 'them'} to pageref's process: AmbientCapabilities=${missing.join(' ')} in a systemd unit`,
         },
   );
 
@@ -56,22 +58,26 @@ export function runDoctor(options: { mountTracefs?: boolean } = {}): DoctorRepor
   );
 
   let tracefs = findTracefs();
+  // Mounted but unreadable: tracefs is root's alone (mode 0700) unless mounted otherwise.
+  const unreadable = tracefs ? undefined : tracefsMounts()[0];
   let mounted = false;
-  if (!tracefs && options.mountTracefs && privileged) {
+  if (!tracefs && !unreadable && options.mountTracefs && privileged) {
     mounted = tryMountTracefs();
     tracefs = findTracefs();
   }
   checks.push(
     tracefs
       ? { name: 'tracefs', status: 'ok', detail: `${tracefs}${mounted ? ' (mounted by pageref)' : ''}` }
-      : { name: 'tracefs', status: 'fail', detail: 'tracefs is not mounted', remedy: 'mount -t tracefs nodev /sys/kernel/tracing' },
+      : unreadable
+        ? { name: 'tracefs', status: 'fail', detail: `${unreadable} is mounted, but this process cannot read it`, remedy: 'run as root, or grant CAP_DAC_READ_SEARCH as well' }
+        : { name: 'tracefs', status: 'fail', detail: 'tracefs is not mounted', remedy: 'mount -t tracefs nodev /sys/kernel/tracing' },
   );
 
   const events = tracefs ? availableEvents(tracefs) : { present: [], missing: [...EVENT_NAMES] };
   const debugPageRef = kernelConfigValue('CONFIG_DEBUG_PAGE_REF', kernel) ?? null;
   const pageRefPresent = events.present.filter((name) => name.startsWith('page_ref_'));
   if (!tracefs) {
-    checks.push({ name: 'page_ref events', status: 'fail', detail: 'unknown: tracefs is not mounted', remedy: 'mount tracefs, then run pageref doctor again' });
+    checks.push({ name: 'page_ref events', status: 'fail', detail: `unknown: tracefs is not ${unreadable ? 'readable' : 'mounted'}`, remedy: `${unreadable ? 'make tracefs readable' : 'mount tracefs'}, then run pageref doctor again` });
   } else if (pageRefPresent.length === 0) {
     checks.push({
       name: 'page_ref events',
@@ -117,10 +123,15 @@ export function renderDoctor(report: DoctorReport): string {
   return lines.join('\n') + '\n';
 }
 
-/** One line for `record` to fail with: the first failed check and its remedy. */
+/**
+ * One line for a command that loads BPF to fail with: the first failed check
+ * and its remedy. Privileges come first, as "missing CAP_BPF (run as root,
+ * ...)", since every other check needs them to be fixed or even read.
+ */
 export function doctorFailureLine(report: DoctorReport): string {
   const failed = report.checks.find((check) => check.status === 'fail');
   if (!failed) return '';
+  if (failed.name === 'privileges') return `${failed.detail} (${failed.remedy})`;
   return `${failed.name}: ${failed.detail}${failed.remedy ? `; remedy: ${failed.remedy}` : ''} (see pageref doctor)`;
 }
 

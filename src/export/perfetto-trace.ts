@@ -15,7 +15,8 @@
 // more than the window; a packet later still is written at the time of the
 // last one written (counted in `reordered`).
 
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, writeSync } from 'node:fs';
+import { createOutputFile } from '../capture/output-file';
 import protobuf from 'protobufjs';
 import { referenceKind, releaseKind, tellingFrame } from '../blame/stack-kinds';
 import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
@@ -119,7 +120,7 @@ export class PerfettoTraceWriter implements CaptureSink {
    * the pages that get a refcount track, in the order they are shown.
    */
   constructor(readonly path: string, private readonly pfns: number[], options: { force?: boolean } = {}) {
-    this.fd = openSync(path, options.force ? 'w' : 'wx', 0o600);
+    this.fd = createOutputFile(path, options.force === true);
     this.summary = { packets: 0, counterTracks: pfns.length, pfns: pfns.map(hex), threadTracks: 0, processTracks: 0, instants: 0, slices: 0, counterEvents: 0, reordered: 0, limits: [] };
   }
 

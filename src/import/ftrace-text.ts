@@ -290,6 +290,8 @@ export class FtraceTextParser {
       eventsMissing: [],
       pageSize: 4096,
       source: `ftrace text: ${this.options.name}`,
+      // Every pointer of the text goes through the keyed hash.
+      rawPointers: false,
     };
   }
 

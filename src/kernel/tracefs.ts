@@ -7,9 +7,24 @@ import { EVENT_NAMES, EVENT_SUBSYSTEMS, EventName } from '../record/event-types'
 
 const TRACEFS_CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 
-/** The mounted tracefs, or undefined. */
+/** The mounted tracefs this process can read, or undefined. */
 export function findTracefs(): string | undefined {
   return TRACEFS_CANDIDATES.find((dir) => existsSync(join(dir, 'events')));
+}
+
+/** Where tracefs is mounted (/proc/self/mounts), readable by this process or not. */
+export function tracefsMounts(): string[] {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[2] === 'tracefs')
+    .map((fields) => fields[1].replace(/\\040/g, ' '));
 }
 
 export function eventExists(tracefs: string, name: EventName): boolean {

@@ -39,6 +39,8 @@ export interface LiveCaptureOptions {
   maxDrops?: number;
   /** Called once the programs are attached and events flow; `how` says how page_ref attached and, after a fallback, why. */
   onAttached?: (attached: string[], how: string) => void;
+  /** --raw-pointers: keep the kernel's page.mapping pointers instead of hashing them (the header says so). */
+  rawPointers?: boolean;
 }
 
 export interface LiveProgress {
@@ -61,8 +63,9 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
     sink.header(buildHeader(options, tracer, monotonicBaseNs, nowUs));
     options.onAttached?.(tracer.attached, tracer.btfProblem ? `${tracer.attachedBy} (BTF refused: ${tracer.btfProblem})` : tracer.attachedBy);
     const strings = new StringTable();
-    const pointers = new PointerHasher();
-    // Mappings are hashed in the drained bytes themselves, before any sink sees them.
+    // Mappings are hashed in the drained bytes themselves, before any sink sees them
+    // (unless --raw-pointers asked for the kernel's own).
+    const pointers = options.rawPointers ? null : new PointerHasher();
     const decoder = new RecordDecoder(strings, null, monotonicBaseNs);
     const stacks = new StackSymbolizer(tracer, symbols);
     const buffer = new Uint8Array(RECORD_SIZE * DRAIN_BATCH_RECORDS);
@@ -80,7 +83,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       if (filled === 0) return;
       const bytes = filled;
       filled = 0;
-      hashMappingsInPlace(buffer, bytes, pointers);
+      if (pointers) hashMappingsInPlace(buffer, bytes, pointers);
       const count = bytes / RECORD_SIZE;
       const words = new Int32Array(buffer.buffer, buffer.byteOffset, bytes / 4);
       const added = stacks.newStacks(count, (i) => words[(i * RECORD_SIZE + RecordField.stack_id.offset) / 4]);
@@ -178,7 +181,8 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
   }
 }
 
-function buildHeader(options: LiveCaptureOptions, tracer: OpenedTracer, monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
+/** The header of a live capture: what was asked for (options) and what the kernel attached (tracer). */
+export function buildHeader(options: LiveCaptureOptions, tracer: Pick<OpenedTracer, 'attached' | 'attachedBy'>, monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
   const t = options.tracer;
   const recordOptions: RecordOptions = {
     pids: t.pids,
@@ -210,6 +214,7 @@ function buildHeader(options: LiveCaptureOptions, tracer: OpenedTracer, monotoni
     eventsMissing: options.eventsMissing,
     pageSize: 4096,
     source: 'live',
+    rawPointers: options.rawPointers === true,
   };
 }
 

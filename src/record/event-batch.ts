@@ -14,8 +14,9 @@ export interface EventBatch {
   pfn: Float64Array;
   /** page_ref: page flags; test_pages_isolated: end_pfn; cma: count. */
   flags: Float64Array;
-  /** page_ref: keyed hash of page->mapping (0 stays 0, the low two type bits are kept);
-   *  test_pages_isolated: fin_pfn; cma: align. */
+  /** page_ref: keyed hash of page->mapping (0 stays 0, the low two type bits are kept), or
+   *  with --raw-pointers (CaptureHeader.rawPointers) the pointer itself, rounded to a double
+   *  (the file keeps it exact; no view compares mappings); test_pages_isolated: fin_pfn; cma: align. */
   mapping: Float64Array;
   pid: Uint32Array;
   tgid: Uint32Array;

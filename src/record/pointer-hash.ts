@@ -1,5 +1,5 @@
-// Kernel pointers (page->mapping) must not reach a capture: they reveal where
-// the kernel's memory is. A keyed hash keeps equal pointers equal within one
+// Kernel pointers (page->mapping) must not reach a capture unless asked for
+// (record --raw-pointers): they reveal where the kernel's memory is. A keyed hash keeps equal pointers equal within one
 // capture, and the low two bits, which say what the mapping is
 // (PAGE_MAPPING_ANON = 1, PAGE_MAPPING_MOVABLE = 2), are kept as they were.
 

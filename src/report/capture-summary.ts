@@ -92,6 +92,8 @@ export interface ReportJson {
     stopReason: string | null;
     /** Why the capture is incomplete, or null. */
     truncated: string | null;
+    /** page->mapping values are the kernel's pointers (--raw-pointers), not the keyed hash. */
+    rawPointers: boolean;
   };
   /** How the capture was sampled; counts below are of what was kept. */
   sampling: Sampling;
@@ -158,6 +160,8 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
       stacksMode: header.options?.stacksMode || (header.options?.stacks ? 'all' : 'none'),
       stopReason: summary.ending?.trailer?.stopReason ?? null,
       truncated: summary.ending?.truncated ?? null,
+      // Captures from before the field have none: false is right for them.
+      rawPointers: header.rawPointers === true,
     },
     sampling,
     limits: captureLimits(header, counters),

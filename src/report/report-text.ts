@@ -2,12 +2,14 @@
 // pages that matter, most important first.
 
 import type { ReportJson } from './capture-summary';
+import { RAW_POINTERS_WARNING } from './capture-exposure';
 
 export function renderReport(report: ReportJson): string {
   const lines: string[] = [];
   const c = report.capture;
   lines.push(`pageref capture from ${c.hostname || 'unknown host'}, kernel ${report.kernel.release}, started ${c.startTime}, ${c.durationSec.toFixed(1)} s`);
   if (c.truncated) lines.push(`WARNING: capture incomplete: ${c.truncated}`);
+  if (c.rawPointers) lines.push(`WARNING: ${RAW_POINTERS_WARNING}`);
   if (c.eventsMissing.length > 0) lines.push(`not traced (the kernel lacks them): ${c.eventsMissing.join(', ')}`);
   const total = Object.values(report.events).reduce((a, b) => a + b, 0);
   lines.push(`${total} records, ${report.pfns} distinct pfns, stacks ${c.stacksMode}${c.stopReason ? `, stopped by ${c.stopReason}` : ''}`);

@@ -35,7 +35,7 @@ function buildState(): { state: TopState; eventCount: number } {
   const state = new TopState();
   state.header({
     formatVersion: 2, kernelRelease: '6.1.192', kernelVersion: '', machine: 'x86_64', hostname: 'bench', monotonicBaseNs: '0',
-    bootTimeUnixUs: 0, startTimeUnixUs: 0, commandLine: [], eventsAttached: [], eventsMissing: [], pageSize: 4096, source: 'bench',
+    bootTimeUnixUs: 0, startTimeUnixUs: 0, commandLine: [], eventsAttached: [], eventsMissing: [], pageSize: 4096, source: 'bench', rawPointers: false,
     options: { pids: [], comms: [], stacks: true, ringBytes: 1 << 24, stackEntries: 16384, pfnRanges: [], stacksMode: 'all', stackSample: 64, samplePfn: 1, sampleEvents: 1, aggregateSlots: 0, cmaAreas: [], attach: 'tracepoint' },
   });
   state.stacks(

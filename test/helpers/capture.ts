@@ -44,6 +44,7 @@ export function testHeader(): CaptureHeader {
     eventsMissing: [],
     pageSize: 4096,
     source: 'test',
+    rawPointers: false,
   };
 }
 

@@ -82,18 +82,23 @@ stop_recorder $tiny tiny
 wait $recorder
 echo $? > "$out/max-drops.rc"
 
-# --- stacks on 1 in 4 pfns ------------------------------------------------
+# --- stacks on 1 in 4 pfns; beside it, --raw-pointers on the same workload --
+# (a second recorder costs the guest less than a second workload would)
 mkfifo "$TMPDIR/go3"
 build/Release/page-churn 4 2 < "$TMPDIR/go3" > /dev/null 2>&1 &
 churn=$!
 start_recorder sampled-stacks --pid $churn --stacks sampled --stack-sample 4
-if wait_attached "$out/sampled-stacks-record.log" $recorder; then
+stacks=$recorder
+start_recorder raw-pointers --pid $churn --no-stacks --raw-pointers
+raw=$recorder
+if wait_attached "$out/sampled-stacks-record.log" $stacks && wait_attached "$out/raw-pointers-record.log" $raw; then
 	echo go > "$TMPDIR/go3"
 	wait $churn
 else
 	kill $churn
 fi
-stop_recorder $recorder sampled-stacks
+stop_recorder $stacks sampled-stacks
+stop_recorder $raw raw-pointers
 
 # --- the production mode: CMA ranges only, totals, stacks once armed ------
 ls /sys/kernel/debug/cma > "$out/cma-areas.txt" 2>&1

@@ -12,6 +12,7 @@ import type { CaptureHeader, KernelCounters } from '../../src/capture/schema';
 import { BlameAnalysis } from '../../src/blame/blame-analysis';
 import { blameJson } from '../../src/blame/blame-report';
 import { referenceDelta } from '../../src/holds/reference-delta';
+import { CaptureSummary, reportJson } from '../../src/report/capture-summary';
 import { isolationFailed } from '../../src/record/event-batch';
 import { EVENT_NAMES, EventType, isPageRefEvent } from '../../src/record/event-types';
 import { pfnSampledIn, stackSampledIn } from '../../src/record/pfn-hash';
@@ -30,6 +31,7 @@ interface PageRefEvent {
   count: number;
   mapcount: number;
   flags: number;
+  mapping: number;
   mt: number;
   val: number;
   ret: number;
@@ -83,6 +85,7 @@ function load(run: VmResult, name: string): Capture {
             count: batch.count[i],
             mapcount: batch.mapcount[i],
             flags: batch.flags[i],
+            mapping: batch.mapping[i],
             mt: batch.mt[i],
             val: batch.val[i],
             ret: batch.ret[i],
@@ -246,6 +249,35 @@ function registerSamplingTests(kernel: KernelImage): void {
     t.deepEqual(wrong.slice(0, 5), []);
     t.true(withStacks > 0 && withStacks < capture.pageRef.length / 2);
     t.true(capture.pageRef.every((e) => e.stackId < 0 || capture.stackIds.has(e.stackId)), 'a stack id the capture does not define');
+  });
+
+  test(`${name}: --raw-pointers keeps the kernel's page->mapping pointers and says so, where a default capture holds only hashes`, async (t) => {
+    const run = await guestRun(kernel);
+    const log = guestFile(run, 'raw-pointers-record.log');
+    t.is(guestFile(run, 'raw-pointers.rc').trim(), '0', log);
+    t.regex(log, /--raw-pointers: .* will hold kernel addresses/);
+    const raw = load(run, 'raw-pointers');
+    t.true(raw.header.rawPointers);
+    const pointers = raw.pageRef.map((e) => e.mapping).filter((m) => m !== 0);
+    t.log(`${name}: ${pointers.length} of ${raw.pageRef.length} page_ref records with a mapping`);
+    t.true(pointers.length > 100, 'page-churn maps anonymous memory: its pages have mappings');
+    // The kernel's half of the address space begins at 0xffff800000000000 with
+    // 4-level page tables and at 0xff00000000000000 with 5-level ones (QEMU's
+    // -cpu max has LA57: the direct map, where mappings live, is at 0xff11...).
+    t.deepEqual(pointers.filter((m) => m < 0xff00000000000000).slice(0, 5).map((m) => `0x${m.toString(16)}`), [], 'mapping values that are not kernel addresses');
+    const summary = new CaptureSummary();
+    replayCapture(join(run.outDir, 'raw-pointers.pgref'), summary);
+    t.true(reportJson(summary, 5).capture.rawPointers, 'report --json says so');
+    const analysis = new BlameAnalysis();
+    replayCapture(join(run.outDir, 'raw-pointers.pgref'), analysis);
+    t.true(blameJson(analysis).recording.rawPointers, 'blame --json says so');
+
+    // The default recording of the same kind of workload: hashes, below 2^52.
+    const full = load(run, 'full');
+    t.false(full.header.rawPointers);
+    const hashed = full.pageRef.map((e) => e.mapping).filter((m) => m !== 0);
+    t.true(hashed.length > 100);
+    t.deepEqual(hashed.filter((m) => m >= 2 ** 52).slice(0, 5), [], 'a default capture holds a value beyond the hash');
   });
 
   test(`${name}: --cma --aggregate --stacks armed: totals only inside the CMA areas, records with stacks only for pages of failed isolations`, async (t) => {

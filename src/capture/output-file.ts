@@ -1,0 +1,35 @@
+// Captures and exports hold what the kernel did: they are created 0600, and
+// an existing file is replaced only when asked (--force).
+
+import { fchmodSync, lstatSync, openSync, Stats, unlinkSync } from 'node:fs';
+
+/**
+ * Opens `path` for writing as a new file, mode 0600, and returns its
+ * descriptor. An existing file is an error (EEXIST) unless `force`; then a
+ * regular file is unlinked first, so the new one is 0600 whatever the old
+ * one's mode, and nothing else is written through or deleted: a symlink,
+ * device or pipe at `path` is an error.
+ */
+export function createOutputFile(path: string, force: boolean): number {
+  if (force) {
+    const existing = lstatOrUndefined(path);
+    if (existing && !existing.isFile()) {
+      throw Object.assign(new Error(`${path} is not a regular file; pageref replaces only regular files`), { code: 'EEXIST', syscall: 'open' });
+    }
+    if (existing) unlinkSync(path);
+  }
+  // O_EXCL: never through a symlink, and never over a file made since the check.
+  const fd = openSync(path, 'wx', 0o600);
+  // A umask such as 0277 would leave 0400: the promise is 0600 exactly.
+  fchmodSync(fd, 0o600);
+  return fd;
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
