@@ -126,8 +126,10 @@ start_watchdog() {
 	watchdog=$!
 }
 start_watchdog
-# Whatever happens from here on, do not leave pages pinned behind us.
+# Whatever happens from here on, do not leave pages pinned behind us; a
+# SIGTERM or SIGINT (a caller giving up) ends the script through exit.
 trap 'kill -TERM $hold_pid $watchdog 2>/dev/null; rm -rf "$hold_dir"' EXIT
+trap 'exit 1' TERM INT
 
 # read_holder PREFIX: reads the holder's lines until one starts with PREFIX
 # (left in $line); dies with what it said if it ends first.

@@ -1,9 +1,9 @@
 # Shell functions for the guest scripts of the VM tests (sourced, cwd = the checkout).
 
-# wait_for TEXT LOG PID: until LOG says TEXT (or PID died), at most 60 s.
+# wait_for TEXT LOG PID [SECONDS]: until LOG says TEXT (or PID died), at most SECONDS (60).
 wait_for() {
 	i=0
-	while [ $i -lt 600 ]; do
+	while [ $i -lt $((${4:-60} * 10)) ]; do
 		grep -q "$1" "$2" && return 0
 		kill -0 "$3" 2>/dev/null || return 1
 		sleep 0.1
@@ -29,7 +29,12 @@ cma_start_gated() {
 	mkfifo "$cma_gate"
 	env CMA_PIN_GATE="$cma_gate" "$@" sh vm/cma-workload.sh build/Release/vmsplice-hold >"$cma_log" 2>&1 &
 	workload=$!
-	wait_for "ready to pin" "$cma_log" $workload
+	# As long as the workload's own watchdog: on a busy host the fault-in
+	# has taken minutes. If it never gets ready, stop it (and its holder).
+	wait_for "ready to pin" "$cma_log" $workload 300 && return 0
+	kill $workload 2>/dev/null
+	wait $workload
+	return 1
 }
 
 # cma_open_gate: lets the workload pin and allocate. Called also when the
