@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs';
 import { CaptureError, replayCapture } from '../src/capture/capture-reader';
 import { CaptureWriter } from '../src/capture/capture-writer';
 import { CaptureSummary, reportJson } from '../src/report/capture-summary';
@@ -9,6 +9,7 @@ import { hashMappingsInPlace, PointerHasher } from '../src/record/pointer-hash';
 import { RecordDecoder } from '../src/record/record-decoder';
 import { StringTable } from '../src/record/string-table';
 import { tempPath, testHeader, writeCapture } from './helpers/capture';
+import { walkFrames } from './helpers/cut-capture';
 
 function sampleRecords() {
   const records: Buffer[] = [];
@@ -70,6 +71,27 @@ test('a capture is created 0600 and an existing file is not overwritten without 
   replaced.header(testHeader());
   replaced.end({});
   t.true(statSync(path).size < before, 'replaced by the new, shorter capture');
+});
+
+test('the file appears with its header: a writer killed before header() leaves nothing, and discard() deletes only its own file', (t) => {
+  const path = tempPath('late.pgref');
+  const writer = new CaptureWriter(path);
+  t.false(existsSync(path), 'created before its header');
+  writer.header(testHeader());
+  t.deepEqual(walkFrames(path), { magic: true, frames: 1, wholeBytes: statSync(path).size, tailBytes: 0 });
+  writer.discard();
+  t.false(existsSync(path));
+
+  // Someone else's file that appears between the check and the header is neither replaced nor deleted.
+  const raced = tempPath('raced.pgref');
+  const late = new CaptureWriter(raced);
+  writeFileSync(raced, 'not ours');
+  t.is((t.throws(() => late.header(testHeader())) as NodeJS.ErrnoException).code, 'EEXIST');
+  late.discard();
+  t.is(readFileSync(raced, 'utf8'), 'not ours');
+
+  // A folder that cannot take the file fails at once, before a recorder attaches anything.
+  t.is((t.throws(() => new CaptureWriter('/nonexistent/folder/x.pgref')) as NodeJS.ErrnoException).code, 'ENOENT');
 });
 
 test('a capture cut at any byte reads back its whole frames and says it was cut short', (t) => {

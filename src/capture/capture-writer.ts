@@ -1,13 +1,14 @@
 // Writes a capture file (proto/capture.proto, framing in ./framing.ts).
 // Each frame goes to the file in one write, so whatever happens to the
-// process, the file holds whole frames plus at most one torn one.
+// process, the file holds whole frames plus at most one torn one; and the
+// file only appears with its header, so every capture can be reported on.
 
 import { closeSync, fsyncSync, unlinkSync, writeSync } from 'node:fs';
 import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { frameBytes, MAGIC } from './framing';
-import { createOutputFile } from './output-file';
+import { checkOutputFile, createOutputFile } from './output-file';
 import { RECORD_SIZE } from '../record/layout';
 import { CaptureHeader, captureSchema, KernelCounters, PfnCounts, StackEntry } from './schema';
 
@@ -18,18 +19,37 @@ export interface CaptureWriterOptions {
 
 export class CaptureWriter implements CaptureSink {
   private fd: number | undefined;
+  private state: 'unopened' | 'open' | 'closed' = 'unopened';
+  /** The file header() created, until discard() deletes it. */
+  private created = false;
+  private readonly force: boolean;
   private stringsWritten = 1; // index 0, "", is implicit
   private readonly Frame = captureSchema().Frame;
   bytesWritten = 0;
 
-  /** Creates the file (mode 0600) and writes the magic bytes. */
+  /**
+   * Checks that the file can be created (checkOutputFile: what
+   * createOutputFile would refuse); header() creates it.
+   */
   constructor(readonly path: string, options: CaptureWriterOptions = {}) {
-    this.fd = createOutputFile(path, options.force === true);
-    this.write(MAGIC);
+    this.force = options.force === true;
+    checkOutputFile(path, this.force);
   }
 
+  /**
+   * Creates the file (mode 0600) with the magic bytes and the header frame
+   * in one write. A recorder killed before its header (record loads and
+   * attaches its programs first: seconds under emulation) leaves no file
+   * rather than one that no command can read (only a kill between the open
+   * and this write, microseconds, can leave it empty); killed later, a file
+   * that `report` reads up to its last whole frame.
+   */
   header(header: CaptureHeader): void {
-    this.writeFrame({ header });
+    if (this.state !== 'unopened') throw new Error(`capture ${this.path} has a header already`);
+    this.fd = createOutputFile(this.path, this.force);
+    this.state = 'open';
+    this.created = true;
+    this.write(Buffer.concat([MAGIC, this.frame({ header })]));
   }
 
   stacks(stacks: StackEntry[]): void {
@@ -56,28 +76,36 @@ export class CaptureWriter implements CaptureSink {
     if (pfnCounts.pfn.length > 0) this.writeFrame({ pfnCounts });
   }
 
-  /** Writes the trailer (if any), flushes to disk and closes. Safe to call twice. */
+  /** Writes the trailer (if any), flushes to disk and closes; before header(), creates nothing. Safe to call twice. */
   end(end: StreamEnd): void {
     if (this.fd === undefined) return;
     if (end.trailer) this.writeFrame({ trailer: end.trailer });
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = undefined;
+    this.state = 'closed';
   }
 
-  /** Closes and deletes the file: for a recording that failed before it recorded anything. */
+  /** Closes and deletes the file if header() created it: for a recording that failed before it recorded anything. */
   discard(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
-    unlinkSync(this.path);
+    this.state = 'closed';
+    // Never another's file, such as one that appeared after the constructor's check and made header() fail.
+    if (this.created) unlinkSync(this.path);
+    this.created = false;
+  }
+
+  private frame(frame: object): Buffer {
+    return frameBytes(this.Frame.encode(frame).finish());
   }
 
   private writeFrame(frame: object): void {
-    this.write(frameBytes(this.Frame.encode(frame).finish()));
+    this.write(this.frame(frame));
   }
 
   private write(bytes: Uint8Array): void {
-    if (this.fd === undefined) throw new Error(`capture ${this.path} is already closed`);
+    if (this.fd === undefined) throw new Error(this.state === 'unopened' ? `capture ${this.path} has no header yet` : `capture ${this.path} is already closed`);
     let done = 0;
     while (done < bytes.length) done += writeSync(this.fd, bytes, done);
     this.bytesWritten += bytes.length;

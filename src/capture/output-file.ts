@@ -1,7 +1,8 @@
 // Captures and exports hold what the kernel did: they are created 0600, and
 // an existing file is replaced only when asked (--force).
 
-import { fchmodSync, lstatSync, openSync, Stats, unlinkSync } from 'node:fs';
+import { accessSync, constants, fchmodSync, lstatSync, openSync, Stats, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /**
  * Opens `path` for writing as a new file, mode 0600, and returns its
@@ -13,9 +14,7 @@ import { fchmodSync, lstatSync, openSync, Stats, unlinkSync } from 'node:fs';
 export function createOutputFile(path: string, force: boolean): number {
   if (force) {
     const existing = lstatOrUndefined(path);
-    if (existing && !existing.isFile()) {
-      throw Object.assign(new Error(`${path} is not a regular file; pageref replaces only regular files`), { code: 'EEXIST', syscall: 'open' });
-    }
+    if (existing && !existing.isFile()) throw notRegularFile(path);
     if (existing) unlinkSync(path);
   }
   // O_EXCL: never through a symlink, and never over a file made since the check.
@@ -23,6 +22,23 @@ export function createOutputFile(path: string, force: boolean): number {
   // A umask such as 0277 would leave 0400: the promise is 0600 exactly.
   fchmodSync(fd, 0o600);
   return fd;
+}
+
+/**
+ * What createOutputFile would refuse, checked without creating anything, for
+ * a writer that creates its file later (a capture appears with its header):
+ * an existing file (a dangling symlink too) without `force`, anything but a
+ * regular file with it, and a folder that cannot take a new file.
+ */
+export function checkOutputFile(path: string, force: boolean): void {
+  const existing = lstatOrUndefined(path);
+  if (existing && !force) throw Object.assign(new Error(`EEXIST: file already exists, open '${path}'`), { code: 'EEXIST', syscall: 'open', path });
+  if (existing && !existing.isFile()) throw notRegularFile(path);
+  accessSync(dirname(path), constants.W_OK | constants.X_OK);
+}
+
+function notRegularFile(path: string): Error {
+  return Object.assign(new Error(`${path} is not a regular file; pageref replaces only regular files`), { code: 'EEXIST', syscall: 'open' });
 }
 
 function lstatOrUndefined(path: string): Stats | undefined {
