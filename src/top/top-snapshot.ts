@@ -73,7 +73,7 @@ export interface TopHeader {
   pfns: number;
   dropped: number;
   droppedPerSec: number;
-  /** Ring buffer fill, percent: null, the addon does not report it. */
+  /** The fullest the ring buffer was found before a drain in the interval, 0 to 1; null: no ring (a replay). */
   ringFill: number | null;
   cpuPercent: number | null;
   stacksMode: string;
@@ -261,7 +261,7 @@ function topHeader(state: TopState, info: SourceInfo): TopHeader {
     pfns: state.pfns.size,
     dropped: state.dropped,
     droppedPerSec: rates.droppedPerSec,
-    ringFill: null,
+    ringFill: rates.ringFill,
     cpuPercent: rates.cpuPercent,
     stacksMode: options?.stacksMode || (options?.stacks ? 'all' : 'none'),
     aggregated: (options?.aggregateSlots ?? 0) > 0,

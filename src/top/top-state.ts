@@ -54,6 +54,8 @@ export interface IntervalRates {
   droppedPerSec: number;
   /** The tracer's own CPU time (user + system) per wall second, percent; null when not measured. */
   cpuPercent: number | null;
+  /** The fullest the ring buffer was found at a drain, 0 to 1; null without a ring (a replay) or without a drain. */
+  ringFill: number | null;
 }
 
 export class TopState implements CaptureSink {
@@ -79,6 +81,7 @@ export class TopState implements CaptureSink {
     busyRetriesPerSec: 0,
     droppedPerSec: 0,
     cpuPercent: null,
+    ringFill: null,
   };
 
   private current = new PfnCounters();
@@ -156,7 +159,7 @@ export class TopState implements CaptureSink {
    * Ends the sampling interval at `nowNs` (the source's clock, ns since the
    * capture's base): its counts become the rates, and a new interval begins.
    */
-  tick(nowNs: number, cpuPercent: number | null = null): void {
+  tick(nowNs: number, cpuPercent: number | null = null, ringFill: number | null = null): void {
     const seconds = Math.max(0, (nowNs - this.intervalStartNs) / 1e9);
     const per = (n: number) => (seconds > 0 ? n / seconds : 0);
     const eventsPerSec = new Float64Array(EVENT_COUNT);
@@ -170,6 +173,7 @@ export class TopState implements CaptureSink {
       busyRetriesPerSec: per(this.analysis.busyRetries - this.retriesAtStart),
       droppedPerSec: per(dropped - this.droppedAtStart),
       cpuPercent,
+      ringFill,
     };
     this.previous = this.current;
     this.current = new PfnCounters();
