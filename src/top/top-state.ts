@@ -2,8 +2,9 @@
 // per-pfn counts (PfnCounters), who holds what and which isolations failed
 // (BlameAnalysis and its hold table), rates per sampling interval, and a
 // short history of the few pages on screen. Per event it does a few typed
-// array updates; everything that costs more (grouping, top-N selection)
-// happens when a snapshot is taken (top-snapshot.ts), at most once a frame.
+// array updates, and the hold table keeps its holds grouped by stack;
+// everything that costs more (top-N selection, filtered grouping) happens
+// when a snapshot is taken (top-snapshot.ts), at most once a frame.
 
 import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
 import { BlameAnalysis } from '../blame/blame-analysis';
@@ -96,6 +97,14 @@ export class TopState implements CaptureSink {
   private watched = new Set<number>();
   private readonly stackInfos = new Map<number, { frame: string; kind: ReferenceKind }>();
   private readonly histories = new Map<number, HistoryEvent[]>();
+
+  constructor() {
+    // The holders view reads the stack groups the hold table keeps per event
+    // (BENCHMARKS.md): grouping a million holds each frame took 44-83 ms, and
+    // grouping them only at the first holders frame held the drains up for
+    // 0.3 to 1.2 s on this machine.
+    this.analysis.holds.stackGroups();
+  }
 
   header(header: CaptureHeader): void {
     this.captureHeader = header;
