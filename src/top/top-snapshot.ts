@@ -484,7 +484,7 @@ interface HolderGroup {
 const GROUP_COMMS = 4;
 
 /**
- * The outstanding holds grouped by the stack that took it. Unfiltered, the
+ * The outstanding holds grouped by the stack that took them. Unfiltered, the
  * hold table keeps the groups as holds come and go (src/holds/stack-groups.ts),
  * and a frame reads only the groups; a filter needs the pass below.
  */
