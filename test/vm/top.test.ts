@@ -114,7 +114,7 @@ function registerTopTests(kernel: KernelImage): void {
     const fills = lines.map((l) => l.ringFill);
     t.log(`${name}: ring fill per snapshot ${fills.join(' ')}`);
     t.true(fills.every((f) => typeof f === 'number' && f >= 0 && f < 1), `fills ${fills.join(' ')}: a number from 0 to 1, and short of full with nothing dropped`);
-    // The workload's fault-ins, pins and exit make records in the snapshots' intervals, so drains found some pending.
+    // The holder's pins are page_ref records in the first snapshots' intervals, so drains found some pending.
     t.true(fills.some((f) => f! > 0), `fills ${fills.join(' ')}: never anything pending before a drain`);
     t.notRegex(guestFile(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after top exited');
   });
