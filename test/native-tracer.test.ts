@@ -66,9 +66,12 @@ test('an event the kernel has loads, drains nothing, counts nothing, and closes;
   t.is(tracer.readStack(0), null);
   t.is(tracer.readPfnStats(new Uint8Array(0)), 0, 'without --aggregate there are no per-pfn totals');
   t.deepEqual(tracer.armedRanges(), []);
+  t.is(tracer.ringFill(), 0, 'nothing pending in the ring buffer');
   tracer.detach();
+  t.is(tracer.ringFill(), 0, 'the ring buffer stays readable after detach');
   tracer.close();
   t.throws(() => tracer.drain(new Uint8Array(96)), { message: /closed/ });
+  t.throws(() => tracer.ringFill(), { message: /closed/ });
 });
 
 test('--aggregate and --stacks armed load on this kernel; the per-pfn totals are mapped and start at zero', (t) => {

@@ -12,6 +12,7 @@ import { applyKey, initialView, KeyPress } from '../src/top/top-keys';
 import { age, rate, render, ViewState } from '../src/top/top-render';
 import { rowKey, Snapshot, SnapshotQuery, SourceInfo, takeSnapshot, TopView, PageRow, HolderRow, FailureRow } from '../src/top/top-snapshot';
 import { TopState } from '../src/top/top-state';
+import { RingFillPeak } from '../src/live/ring-fill-peak';
 import { counters, testHeader } from './helpers/capture';
 
 interface Ev {
@@ -256,6 +257,37 @@ test('render: a golden screen of the pages view at 120 columns', (t) => {
     '',
     'q quit  ? help  1 pages  2 holders  3 failures  s/</> sort  r reverse  / filter  p pause  ↑↓ select  Enter expand',
   ]);
+});
+
+test('render: the header shows the ring buffer\'s peak fill of the interval as a percentage live, n/a in a replay', (t) => {
+  const ringLine = (fill: number | null, source: 'live' | 'replay') => {
+    const state = world();
+    state.tick(3000 * MS, 2.5, fill);
+    const s = takeSnapshot(state, query('pages', { limit: 3 }), { ...INFO, source, nowNs: 3000 * MS });
+    t.is(s.header.ringFill, fill, 'the fill the session sampled at the tick');
+    return render(s, { columns: 200, rows: 11 }, viewOf(s)).find((l) => l.startsWith('Dropped'))!;
+  };
+  t.regex(ringLine(0.4213, 'live'), / {2}Ring 42% {2}stacks all$/);
+  t.regex(ringLine(0.031, 'live'), / {2}Ring 3\.1% /);
+  t.regex(ringLine(0.00002, 'live'), / {2}Ring <0\.1% /, 'a few pending records are not 0%');
+  t.regex(ringLine(0, 'live'), / {2}Ring 0% /);
+  t.regex(ringLine(0.997, 'live'), / {2}Ring 99% /, 'a ring about to drop is not shown full');
+  t.regex(ringLine(1, 'live'), / {2}Ring 100% /);
+  t.regex(ringLine(null, 'replay'), / {2}Ring n\/a /);
+  // A replay's ticks carry no fill: the session has no ring to read.
+  t.is(world().rates.ringFill, null);
+});
+
+test('RingFillPeak: the highest fill recorded since the last take, null when no drain ran', (t) => {
+  const peak = new RingFillPeak();
+  t.is(peak.take(), null);
+  peak.record(0.25);
+  peak.record(0.5);
+  peak.record(0.125);
+  t.is(peak.take(), 0.5);
+  t.is(peak.take(), null, 'each take starts over');
+  peak.record(0);
+  t.is(peak.take(), 0, 'an empty ring at every drain is 0, not unknown');
 });
 
 test('render: the view state re-sorts the rows of a snapshot and marks the sorted column', (t) => {

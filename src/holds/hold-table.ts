@@ -27,6 +27,7 @@ import type { EventBatch } from '../record/event-batch';
 import { EventType } from '../record/event-types';
 import { grown, PfnIndex } from './pfn-index';
 import { referenceDelta } from './reference-delta';
+import { stackGroupOf, StackGroups } from './stack-groups';
 
 export const MAX_HOLDS_PER_PFN = 16;
 
@@ -209,6 +210,27 @@ export class HoldTable {
     }
   }
 
+  /**
+   * The outstanding gets grouped by stack, kept up to date from the first
+   * call on (one pass over the holds then, a few steps per get and put
+   * after); tables never asked keep no groups.
+   */
+  stackGroups(): StackGroups {
+    let groups = this.hold.groups;
+    if (!groups) {
+      groups = new StackGroups();
+      const { cols: c, hold } = this;
+      for (let slot = 0; slot < this.index.size; slot++) {
+        const pfn = this.index.pfnOf(slot);
+        for (let h = c.head[slot]; h !== NONE; h = hold.next[h]) {
+          groups.added(h, pfn, hold.stackId[h], hold.tgid[h], hold.comm[h], hold.refs[h], hold.takenNs[h], !hold.groupEarlierOnPage(c, slot, h));
+        }
+      }
+      hold.groups = groups;
+    }
+    return groups;
+  }
+
   /** Bytes held by the table's typed arrays (for the benchmarks). */
   get bytes(): number {
     return this.index.bytes + this.cols.bytes + this.hold.bytes;
@@ -228,6 +250,7 @@ export class HoldTable {
       if (cancelled) cancelled.push({ ...this.hold.describe(c, slot, h), refs: take });
       refs -= take;
       this.hold.refs[h] -= take;
+      this.hold.groups?.dropped(this.hold.stackId[h], take);
       if (this.hold.refs[h] === 0) this.hold.remove(c, slot, h);
     }
   }
@@ -305,6 +328,8 @@ class HoldPool {
   choicesAtGet = new Uint32Array(1024);
   next = new Int32Array(1024).fill(NONE);
   prev = new Int32Array(1024).fill(NONE);
+  /** Set once someone asked the table for its stack groups. */
+  groups: StackGroups | undefined;
   private free = NONE;
   private size = 0;
 
@@ -331,9 +356,25 @@ class HoldPool {
     else c.head[slot] = h;
     c.tail[slot] = h;
     c.holdCount[slot]++;
+    this.groups?.added(h, e.pfn, e.stackId, e.tgid, e.comm, refs, e.tsNs, !this.groupElsewhereOnPage(c, slot, h));
+  }
+
+  /** Whether a record of the page other than `h` was taken by a stack of h's group. */
+  groupElsewhereOnPage(c: PageColumns, slot: number, h: number): boolean {
+    const group = stackGroupOf(this.stackId[h]);
+    for (let x = c.head[slot]; x !== NONE; x = this.next[x]) if (x !== h && stackGroupOf(this.stackId[x]) === group) return true;
+    return false;
+  }
+
+  /** Whether a record of the page before `h` was taken by a stack of h's group (building the groups page by page). */
+  groupEarlierOnPage(c: PageColumns, slot: number, h: number): boolean {
+    const group = stackGroupOf(this.stackId[h]);
+    for (let x = c.head[slot]; x !== h; x = this.next[x]) if (stackGroupOf(this.stackId[x]) === group) return true;
+    return false;
   }
 
   remove(c: PageColumns, slot: number, h: number): void {
+    this.groups?.removed(h, this.stackId[h], this.tgid[h], this.comm[h], this.refs[h], !this.groupElsewhereOnPage(c, slot, h));
     if (this.prev[h] !== NONE) this.next[this.prev[h]] = this.next[h];
     else c.head[slot] = this.next[h];
     if (this.next[h] !== NONE) this.prev[this.next[h]] = this.prev[h];

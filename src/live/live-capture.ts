@@ -12,6 +12,7 @@ import { StringTable } from '../record/string-table';
 import type { EventName } from '../record/event-types';
 import type { CaptureSink } from '../stream/capture-sink';
 import { PfnCountsReader } from './pfn-counts-reader';
+import type { RingFillPeak } from './ring-fill-peak';
 import { KernelSymbols } from '../symbols/kallsyms';
 
 /** How often the ring buffer is drained. The BPF side never wakes us (BPF_RB_NO_WAKEUP). */
@@ -37,6 +38,8 @@ export interface LiveCaptureOptions {
   onProgress?: (progress: LiveProgress) => void;
   /** Stop (finishing the capture) once the kernel has dropped more than this many records. */
   maxDrops?: number;
+  /** Given: the ring buffer's fill is read before each drain and recorded in it (pageref top's header). */
+  ringFill?: RingFillPeak;
   /** Called once the programs are attached and events flow; `how` says how page_ref attached and, after a fallback, why. */
   onAttached?: (attached: string[], how: string) => void;
   /** --raw-pointers: keep the kernel's page.mapping pointers instead of hashing them (the header says so). */
@@ -96,6 +99,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
     };
     const drainAll = (force: boolean) => {
       const started = Date.now();
+      if (!force) options.ringFill?.record(tracer.ringFill());
       for (;;) {
         const bytes = tracer.drain(buffer.subarray(filled));
         filled += bytes;

@@ -85,6 +85,14 @@ export class NativeTracer {
    * without aggregation. Throws RangeError if `into` is too small.
    */
   readPfnStats(into: Uint8Array): number;
+  /**
+   * The share of the page_ref records' ring buffer (ringBytes; not the
+   * small ring of isolation and CMA records) that records not yet drained
+   * take up, 0 to 1, read from the positions the kernel keeps (producer
+   * minus consumer, over ringBytes). Any CPU may add records meanwhile: it
+   * is the fill at some moment of the call.
+   */
+  ringFill(): number;
   /** stacks "armed": the pfn ranges isolation failures have armed so far. */
   armedRanges(): PfnRange[];
   /**

@@ -146,7 +146,7 @@ function headerLines(h: TopHeader, width: number): string[] {
     `CMA retries ${count(h.cmaRetries)} (${rate(h.cmaRetriesPerSec)}/s)`,
     `failed allocs ${count(h.failedAllocations)}`,
     `Pfns ${count(h.pfns)}`,
-    `Ring ${h.ringFill === null ? 'n/a' : `${h.ringFill.toFixed(0)}%`}`,
+    `Ring ${h.ringFill === null ? 'n/a' : fillPercent(h.ringFill)}`,
     `stacks ${h.stacksMode}${h.aggregated ? ', aggregated' : ''}`,
   ];
   return [...flow(first, width, '  '), ...flow(events, width, '  '), ...flow(third, width, '  ')];
@@ -343,4 +343,14 @@ export function age(ns: number): string {
 function clock(seconds: number): string {
   const s = Math.floor(seconds);
   return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** A ring buffer fill (0 to 1) as a percentage: a few pending records must not read as 0%, nor a nearly full ring as 100%. */
+export function fillPercent(fill: number): string {
+  const percent = fill * 100;
+  if (percent === 0) return '0%';
+  if (percent < 0.1) return '<0.1%';
+  if (percent < 10) return `${percent.toFixed(1)}%`;
+  if (percent < 100) return `${Math.min(99, Math.round(percent))}%`;
+  return '100%';
 }

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import type { ReadStream, WriteStream } from 'node:tty';
 import { BpfError } from '../native/tracer';
 import { LiveCaptureOptions, runLiveCapture } from '../live/live-capture';
+import { RingFillPeak } from '../live/ring-fill-peak';
 import { stopOnSignals } from '../live/stop-signals';
 import { hexPfn } from '../report/capture-summary';
 import { ReplayPlayer } from './replay-player';
@@ -44,6 +45,8 @@ export interface TopOptions {
 /** What the session needs of its source. */
 interface SourceControl {
   info(): SourceInfo;
+  /** Live: the ring buffer's peak fill since the previous call (RingFillPeak.take). */
+  ringFill?(): number | null;
   stop(): void;
   setPaused?(paused: boolean): void;
 }
@@ -72,7 +75,7 @@ class TopSession {
 
   /** The source's clock passed the end of a sampling interval. */
   tick(nowNs: number): void {
-    this.state.tick(nowNs, this.cpuPercent());
+    this.state.tick(nowNs, this.cpuPercent(), this.source?.ringFill?.() ?? null);
     this.lastTickNs = nowNs;
     if (this.options.batch !== null) {
       this.print(nowNs);
@@ -236,7 +239,7 @@ export async function runTopReplay(path: string, speed: number, options: TopOpti
 }
 
 /** `pageref top` on the running kernel. Returns the exit status. */
-export async function runTopLive(live: Omit<LiveCaptureOptions, 'signal' | 'onAttached' | 'onProgress'>, options: TopOptions): Promise<number> {
+export async function runTopLive(live: Omit<LiveCaptureOptions, 'signal' | 'onAttached' | 'onProgress' | 'ringFill'>, options: TopOptions): Promise<number> {
   const session = new TopSession(options);
   const stop = stopOnSignals();
   const quit = new AbortController();
@@ -245,14 +248,17 @@ export async function runTopLive(live: Omit<LiveCaptureOptions, 'signal' | 'onAt
   let baseNs = 0n;
   let timer: NodeJS.Timeout | undefined;
   const nowNs = () => Number(process.hrtime.bigint() - baseNs);
+  const ringFill = new RingFillPeak();
   session.source = {
     info: () => ({ source: 'live', label: hostname(), nowNs: nowNs() }),
+    ringFill: () => ringFill.take(),
     stop: () => quit.abort('quit'),
   };
   try {
     await runLiveCapture(
       {
         ...live,
+        ringFill,
         signal: quit.signal,
         onAttached: (names) => {
           baseNs = BigInt(session.state.captureHeader?.monotonicBaseNs ?? process.hrtime.bigint());

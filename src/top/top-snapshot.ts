@@ -6,6 +6,7 @@ import { BusyPfn, NO_HOLDER } from '../blame/blame-analysis';
 import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from '../blame/stack-kinds';
 import type { PfnRow as PfnCounts } from '../holds/pfn-counters';
 import { PfnIndex } from '../holds/pfn-index';
+import { keepSmallest } from '../holds/stack-groups';
 import { topN } from '../holds/top-n';
 import { EVENT_NAMES, EventName } from '../record/event-types';
 import { migrateTypeName, pageFlagNames } from './page-flags';
@@ -73,7 +74,7 @@ export interface TopHeader {
   pfns: number;
   dropped: number;
   droppedPerSec: number;
-  /** Ring buffer fill, percent: null, the addon does not report it. */
+  /** The fullest the ring buffer was found before a drain in the interval, 0 to 1; null: no ring (a replay). */
   ringFill: number | null;
   cpuPercent: number | null;
   stacksMode: string;
@@ -261,7 +262,7 @@ function topHeader(state: TopState, info: SourceInfo): TopHeader {
     pfns: state.pfns.size,
     dropped: state.dropped,
     droppedPerSec: rates.droppedPerSec,
-    ringFill: null,
+    ringFill: rates.ringFill,
     cpuPercent: rates.cpuPercent,
     stacksMode: options?.stacksMode || (options?.stacks ? 'all' : 'none'),
     aggregated: (options?.aggregateSlots ?? 0) > 0,
@@ -479,14 +480,42 @@ interface HolderGroup {
   examplePfn: number;
 }
 
+/** Comms a holders row names at most. */
+const GROUP_COMMS = 4;
+
 /**
- * Every outstanding hold grouped by the stack that took it: one pass over the
- * hold table, no allocation per hold. Groups sit in an array indexed by stack
+ * The outstanding holds grouped by the stack that took them. Unfiltered, the
+ * hold table keeps the groups as holds come and go (src/holds/stack-groups.ts),
+ * and a frame reads only the groups; a filter needs the pass below.
+ */
+function holderGroups(state: TopState, filter: TopFilter): HolderGroup[] {
+  if (filter.ranges.length > 0 || filter.comms.length > 0) return filteredHolderGroups(state, filter);
+  const kept = state.analysis.holds.stackGroups();
+  const groups: HolderGroup[] = [];
+  kept.forEachGroup((g) => {
+    groups.push({
+      stackId: kept.stackId(g),
+      pages: kept.pages(g),
+      refs: kept.refs(g),
+      lastPfn: -1,
+      lastTgid: -1,
+      processes: kept.processes(g),
+      comms: kept.comms(g, GROUP_COMMS),
+      oldestNs: kept.oldestNs(g),
+      examplePfn: kept.examplePfn(g),
+    });
+  });
+  return groups;
+}
+
+/**
+ * The outstanding holds that pass a filter, grouped by the stack that took
+ * them: one pass over the hold table, no allocation per hold. Groups sit in an array indexed by stack
  * id + 1 (ids are the kernel stack map's slots: dense and below
  * --stack-entries; -1, no stack, is one group); a Map lookup per hold made
  * the frame twice as slow.
  */
-function holderGroups(state: TopState, filter: TopFilter): HolderGroup[] {
+function filteredHolderGroups(state: TopState, filter: TopFilter): HolderGroup[] {
   const byId: (HolderGroup | undefined)[] = [];
   const groups: HolderGroup[] = [];
   const pairs = new PfnIndex(1024);
@@ -515,7 +544,7 @@ function holderGroups(state: TopState, filter: TopFilter): HolderGroup[] {
       if (pairs.size !== before) group.processes++;
       group.lastTgid = tgid;
     }
-    if (group.comms.length < 4 && group.comms[0] !== comm && !group.comms.includes(comm)) group.comms.push(comm);
+    keepSmallest(group.comms, comm, GROUP_COMMS);
     if (takenNs < group.oldestNs) {
       group.oldestNs = takenNs;
       group.examplePfn = pfn;

@@ -2,8 +2,9 @@
 // per-pfn counts (PfnCounters), who holds what and which isolations failed
 // (BlameAnalysis and its hold table), rates per sampling interval, and a
 // short history of the few pages on screen. Per event it does a few typed
-// array updates; everything that costs more (grouping, top-N selection)
-// happens when a snapshot is taken (top-snapshot.ts), at most once a frame.
+// array updates, and the hold table keeps its holds grouped by stack;
+// everything that costs more (top-N selection, filtered grouping) happens
+// when a snapshot is taken (top-snapshot.ts), at most once a frame.
 
 import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
 import { BlameAnalysis } from '../blame/blame-analysis';
@@ -54,6 +55,8 @@ export interface IntervalRates {
   droppedPerSec: number;
   /** The tracer's own CPU time (user + system) per wall second, percent; null when not measured. */
   cpuPercent: number | null;
+  /** The fullest the ring buffer was found at a drain, 0 to 1; null without a ring (a replay) or without a drain. */
+  ringFill: number | null;
 }
 
 export class TopState implements CaptureSink {
@@ -79,6 +82,7 @@ export class TopState implements CaptureSink {
     busyRetriesPerSec: 0,
     droppedPerSec: 0,
     cpuPercent: null,
+    ringFill: null,
   };
 
   private current = new PfnCounters();
@@ -93,6 +97,14 @@ export class TopState implements CaptureSink {
   private watched = new Set<number>();
   private readonly stackInfos = new Map<number, { frame: string; kind: ReferenceKind }>();
   private readonly histories = new Map<number, HistoryEvent[]>();
+
+  constructor() {
+    // The holders view reads the stack groups the hold table keeps per event
+    // (BENCHMARKS.md): grouping a million holds each frame took 44-83 ms, and
+    // grouping them only at the first holders frame held the drains up for
+    // 0.3 to 1.2 s on this machine.
+    this.analysis.holds.stackGroups();
+  }
 
   header(header: CaptureHeader): void {
     this.captureHeader = header;
@@ -156,7 +168,7 @@ export class TopState implements CaptureSink {
    * Ends the sampling interval at `nowNs` (the source's clock, ns since the
    * capture's base): its counts become the rates, and a new interval begins.
    */
-  tick(nowNs: number, cpuPercent: number | null = null): void {
+  tick(nowNs: number, cpuPercent: number | null = null, ringFill: number | null = null): void {
     const seconds = Math.max(0, (nowNs - this.intervalStartNs) / 1e9);
     const per = (n: number) => (seconds > 0 ? n / seconds : 0);
     const eventsPerSec = new Float64Array(EVENT_COUNT);
@@ -170,6 +182,7 @@ export class TopState implements CaptureSink {
       busyRetriesPerSec: per(this.analysis.busyRetries - this.retriesAtStart),
       droppedPerSec: per(dropped - this.droppedAtStart),
       cpuPercent,
+      ringFill,
     };
     this.previous = this.current;
     this.current = new PfnCounters();

@@ -6,9 +6,13 @@
 //
 // Prints {"topFrameMs": n, "pfns": 1000000, ...}: topFrameMs is the median
 // frame of the default view (pages by net); the other views and sorts are
-// beside it. With --json, the same object under "topFrame", as
+// beside it. The holders view reads the stack groups the hold table keeps
+// per event; eventNs is what feeding TopState cost per event, and
+// blameEventNs what BlameAnalysis alone costs without and with the groups
+// (the same events). With --json, the same object under "topFrame", as
 // test/bench/run.ts combines the parts.
 
+import { BlameAnalysis } from '../../src/blame/blame-analysis';
 import { allocateBatch } from '../../src/record/event-batch';
 import { EventType } from '../../src/record/event-types';
 import { StringTable } from '../../src/record/string-table';
@@ -17,6 +21,7 @@ import { initialView } from '../../src/top/top-keys';
 import { render } from '../../src/top/top-render';
 import { SnapshotQuery, takeSnapshot, TopView } from '../../src/top/top-snapshot';
 import { TopState } from '../../src/top/top-state';
+import type { CaptureSink } from '../../src/stream/capture-sink';
 
 const PFNS = 1_000_000;
 const STACKS = 256;
@@ -31,8 +36,8 @@ const MS = 1e6;
  * stacks), a third of them also taken and dropped again, one in 500 pinned,
  * and BUSY pages that failed isolation.
  */
-function buildState(): { state: TopState; eventCount: number } {
-  const state = new TopState();
+function buildState<Sink extends CaptureSink>(state: Sink): { state: Sink; eventCount: number; eventNs: number } {
+  let feedingNs = 0;
   state.header({
     formatVersion: 2, kernelRelease: '6.1.192', kernelVersion: '', machine: 'x86_64', hostname: 'bench', monotonicBaseNs: '0',
     bootTimeUnixUs: 0, startTimeUnixUs: 0, commandLine: [], eventsAttached: [], eventsMissing: [], pageSize: 4096, source: 'bench', rawPointers: false,
@@ -52,7 +57,9 @@ function buildState(): { state: TopState; eventCount: number } {
   let ts = 0;
   const flush = () => {
     batch.length = n;
+    const started = process.hrtime.bigint();
     state.events(batch, strings);
+    feedingNs += Number(process.hrtime.bigint() - started);
     events += n;
     batch = allocateBatch(BATCH);
     n = 0;
@@ -91,12 +98,12 @@ function buildState(): { state: TopState; eventCount: number } {
     if (++n === BATCH) flush();
   }
   flush();
-  state.tick(ts);
+  if (state instanceof TopState) state.tick(ts);
   // A second interval, so that rates have something to show.
   for (let pfn = 0; pfn < PFNS; pfn += 10) push(EventType.PageRefMod, pfn, 1, 3, 1000);
   flush();
-  state.tick(ts + 1000 * MS);
-  return { state, eventCount: events };
+  if (state instanceof TopState) state.tick(ts + 1000 * MS);
+  return { state, eventCount: events, eventNs: Math.round(feedingNs / events) };
 }
 
 function frameMs(state: TopState, view: TopView, sort = '', filter = NO_FILTER): number {
@@ -119,7 +126,7 @@ function frameMs(state: TopState, view: TopView, sort = '', filter = NO_FILTER):
 function main(): void {
   const json = process.argv.includes('--json');
   const built = Date.now();
-  const { state, eventCount } = buildState();
+  const { state, eventCount, eventNs } = buildState(new TopState());
   const buildSec = (Date.now() - built) / 1000;
   if (state.pfns.size !== PFNS) throw new Error(`${state.pfns.size} pfns tracked, not ${PFNS}`);
   const result = {
@@ -131,13 +138,22 @@ function main(): void {
       pagesByAge: frameMs(state, 'pages', 'age'),
       pagesFilteredByComm: frameMs(state, 'pages', 'net', parseFilter('task-7')),
       holders: frameMs(state, 'holders'),
+      holdersByAge: frameMs(state, 'holders', 'age'),
+      holdersFilteredByComm: frameMs(state, 'holders', 'pages', parseFilter('task-7')),
       failures: frameMs(state, 'failures'),
     },
     busyPfns: state.analysis.busy.size,
     events: eventCount,
     buildSec,
+    eventNs,
+    blameEventNs: { withoutGroups: 0, withGroups: 0 },
     rssMiB: Math.round(process.memoryUsage().rss / 1048576),
   };
+  // What the groups cost per event: the same events into the blame analysis alone, without and with them.
+  result.blameEventNs.withoutGroups = buildState(new BlameAnalysis()).eventNs;
+  const grouped = new BlameAnalysis();
+  grouped.holds.stackGroups();
+  result.blameEventNs.withGroups = buildState(grouped).eventNs;
   process.stdout.write(JSON.stringify(json ? { topFrame: result } : result) + '\n');
 }
 

@@ -41,6 +41,7 @@ interface TopLine {
   time: number;
   source: string;
   dropped: number;
+  ringFill: number | null;
   isolationFailures: number;
   eventsPerSec: Record<string, number>;
   holders: { frame: string; kind: string; stack: string[]; pages: number; comms: string[]; examplePfn: string }[];
@@ -83,6 +84,7 @@ function registerTopTests(kernel: KernelImage): void {
     t.true(pages >= 16, `the pin row holds ${pages} pages; the workload pinned 16`);
     t.true(shots.some((s) => /^Holders \(by stack\): \d+ of \d+ +sort kind↑/m.test(s) && /Isolation failures [1-9]\d* /.test(s)), 'a snapshot after the failed allocation');
     t.true(shots.every((s) => /^Dropped \d+ /m.test(s)), 'the drops are always shown');
+    t.true(shots.every((s) => /^Dropped .* {2}Ring (\d+(\.\d)?%|<0\.1%) {2}/m.test(s)), `live, the ring buffer's fill is shown:\n${shots[0]}`);
   });
 
   test(`${name}: top --json: the pin among the holders with its stack, the pinned pages busy, the pin the culprit`, async (t) => {
@@ -108,6 +110,12 @@ function registerTopTests(kernel: KernelImage): void {
     t.is(last.culprits[0].kind, 'pin');
     t.true(PIN_TELLING_FRAME.test(last.culprits[0].frame), last.culprits[0].frame);
     t.is(last.dropped, 0, 'records were dropped');
+    // The fill is the fullest the ring was before a drain in the interval: read from the kernel's positions.
+    const fills = lines.map((l) => l.ringFill);
+    t.log(`${name}: ring fill per snapshot ${fills.join(' ')}`);
+    t.true(fills.every((f) => typeof f === 'number' && f >= 0 && f < 1), `fills ${fills.join(' ')}: a number from 0 to 1, and short of full with nothing dropped`);
+    // The holder's pins are page_ref records in the first snapshots' intervals, so drains found some pending.
+    t.true(fills.some((f) => f! > 0), `fills ${fills.join(' ')}: never anything pending before a drain`);
     t.notRegex(guestFile(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after top exited');
   });
 
