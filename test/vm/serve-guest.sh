@@ -2,7 +2,8 @@
 # Runs inside a test kernel (test/vm/serve.test.ts boots it): pageref serve
 # while vm/cma-workload.sh pins 16 pages with vmsplice and makes a CMA
 # allocation fail on them; its HTTP endpoints are fetched with curl while
-# the pins are held and after they are released. First at the defaults
+# the pins are held and after they are released, and Prometheus scrapes it.
+# First at the defaults
 # (CMA areas only, totals in the kernel, stacks once armed), then with
 # --stacks all, which sees the pins being taken. One tracer at a time: two
 # and the 300 MiB holder do not fit in the guest's 512 MiB.
@@ -19,6 +20,36 @@ ip link set lo up 2>"$out/lo.log" || busybox ip link set lo up 2>>"$out/lo.log"
 # fetch NAME PATH PORT: the body into NAME, the status code into NAME.status.
 fetch() {
 	curl -s -o "$out/$1" -w '%{http_code}' "http://127.0.0.1:$3$2" >"$out/$1.status" 2>>"$out/curl.log"
+}
+
+# prometheus_scrapes PORT: a real Prometheus server (the host's Debian
+# package) on loopback scrapes serve every second; its HTTP API is asked for
+# the isolation failure counter until it has a value, at most 120 s (its
+# start under TCG is slow). Run after the holder has gone: the 300 MiB
+# holder, serve and Prometheus together would crowd the 512 MiB guest.
+prometheus_scrapes() {
+	cat >"$TMPDIR/prometheus.yml" <<-EOF
+		global:
+		  scrape_interval: 1s
+		scrape_configs:
+		  - job_name: pageref
+		    static_configs:
+		      - targets: ['127.0.0.1:$1']
+	EOF
+	prometheus --config.file="$TMPDIR/prometheus.yml" --storage.tsdb.path="$TMPDIR/prometheus" \
+		--web.listen-address=127.0.0.1:9090 >"$out/prometheus.log" 2>&1 &
+	prometheus=$!
+	query='http://127.0.0.1:9090/api/v1/query?query=pageref_isolation_failures_total'
+	i=0
+	while [ $i -lt 120 ]; do
+		curl -s -o "$out/prometheus-query.json" "$query" 2>>"$out/curl.log" &&
+			grep -q '"value"' "$out/prometheus-query.json" && break
+		sleep 1
+		i=$((i + 1))
+	done
+	curl -s -o "$out/prometheus-targets.json" http://127.0.0.1:9090/api/v1/targets 2>>"$out/curl.log"
+	kill $prometheus
+	wait $prometheus
 }
 
 # serve_over_workload NAME PORT SERVE-ARGS...
@@ -47,6 +78,7 @@ serve_over_workload() {
 	fetch "$name-captures.json" /captures $port
 	fetch "$name-missing.txt" /nothing-here $port
 	curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics" >"$out/$name-post.status" 2>>"$out/curl.log"
+	[ $name = defaults ] && prometheus_scrapes $port
 	# SIGHUP: the log moved away is replaced by a new one.
 	mv "$out/$name.log" "$out/$name.log.1"
 	kill -HUP $serve

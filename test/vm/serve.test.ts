@@ -4,7 +4,8 @@
 // fetches its endpoints with curl. At the defaults (stacks once armed) the
 // pins were taken before anything was armed, so the culprit seen is the
 // stack that released them; with --stacks all it is the GUP path that took
-// them. go tool pprof (on the host) reads the fetched profiles.
+// them. go tool pprof (on the host) reads the fetched profiles, and a real
+// Prometheus server in the guest scrapes serve.
 
 import test, { ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
@@ -99,6 +100,26 @@ function registerServeTests(kernel: KernelImage): void {
     t.regex(guestFile(run, 'defaults.log'), /pageref serve: SIGHUP: log reopened/, 'SIGHUP opened a new log file');
     t.regex(guestFile(run, 'defaults.log'), /pageref serve: stopped by SIGTERM/);
     t.is(guestFile(run, 'defaults.rc').trim(), '0', 'SIGTERM: exit status 0');
+  });
+
+  test(`${name}: a Prometheus server on loopback scrapes serve; its HTTP API has the isolation failure counter above zero`, async (t) => {
+    const run = await guestRun(kernel);
+    const parse = (file: string) => {
+      try {
+        return JSON.parse(guestFile(run, file));
+      } catch {
+        return t.fail(`${file}: ${guestFile(run, file).slice(0, 500)}\n${guestFile(run, 'prometheus.log').slice(-2000)}`);
+      }
+    };
+    const targets = parse('prometheus-targets.json');
+    const target = targets?.data?.activeTargets?.find((a: { labels: { job: string } }) => a.labels.job === 'pageref');
+    t.is(target?.health, 'up', JSON.stringify(targets));
+    t.is(target?.lastError, '', 'Prometheus took the exposition text without an error');
+    const query = parse('prometheus-query.json');
+    t.is(query?.status, 'success');
+    const result = query?.data?.result?.find((r: { metric: Record<string, string> }) => r.metric.job === 'pageref' && r.metric.__name__ === 'pageref_isolation_failures_total');
+    t.log(`${name}: Prometheus: ${JSON.stringify(result)}`);
+    t.true(Number(result?.value?.[1]) > 0, JSON.stringify(query));
   });
 
   test(`${name}: serve --stacks all: the vmsplice GUP path holds the busy pages (kind pin), and go tool pprof -top lists its frames`, async (t) => {
