@@ -20,6 +20,7 @@ need_command busybox busybox-static
 need_command bpftrace bpftrace
 need_command tmux tmux
 need_command go golang-go
+need_command prometheus prometheus
 if command -v pkg-config >/dev/null 2>&1; then
   need_pkgconfig libbpf libbpf-dev
   need_pkgconfig libelf libelf-dev

@@ -12,7 +12,11 @@ import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
 import { importCommand } from './import-command';
 import { exportCommand } from './export-command';
+import { serveCommand } from './serve-command';
+import { DEFAULT_LISTEN, parseListen } from '../serve/http-server';
+import { DEFAULT_CULPRIT_SERIES } from '../serve/serve-metrics';
 import { DEFAULT_PFN_TRACKS } from '../export/perfetto-trace';
+import type { StacksMode } from '../native/tracer';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -157,6 +161,27 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     );
   });
 
+  addTraceOptions(
+    program
+      .command('serve')
+      .description('a long-running agent: traces at production overhead and serves Prometheus metrics, culprit stacks and a pprof profile of holders over HTTP')
+      .addOption(new Option('--listen <host:port>', 'address to serve HTTP on').default(DEFAULT_LISTEN, `${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`).argParser(parseListenOption))
+      .option('--all-pfns', 'trace the page_ref events of every pfn (default: only those of the CMA areas, as --cma)')
+      .addOption(new Option('--culprits <n>', 'culprit stack series on /metrics, at most').default(DEFAULT_CULPRIT_SERIES).argParser((v) => parseCount(v, '--culprits')))
+      .option('--log <file>', 'append log lines to FILE (SIGHUP reopens it) instead of stderr'),
+    'armed',
+  ).action(async (options) => {
+    if (options.allPfns && options.cma) throw new UsageError('--all-pfns and --cma contradict each other');
+    const scope = traceScope(options);
+    // Production defaults: stacks only once a page is armed by a failure (the
+    // default of --stacks here), and per-pfn totals in the kernel instead of
+    // records. Another --stacks mode wants records, so totals come with it
+    // only when asked for (aggregation leaves them out, bpf/pageref.bpf.c).
+    scope.aggregate = Boolean(options.aggregate) || scope.stacks === 'armed';
+    scope.cma = !options.allPfns;
+    setExit(await serveCommand({ scope, listen: options.listen, culprits: options.culprits, log: options.log, commandLine: ['pageref', ...argv.slice(2)] }));
+  });
+
   program
     .command('demo')
     .description('boot a bundled test kernel in QEMU, block CMA allocations, record them and report')
@@ -169,14 +194,14 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
   return program;
 }
 
-/** The options of `record` that say what to trace and how much to keep; `top` takes the same. */
-function addTraceOptions(command: Command): Command {
+/** The options of `record` that say what to trace and how much to keep; `top` and `serve` take the same. */
+function addTraceOptions(command: Command, stacksDefault: StacksMode = 'all'): Command {
   return command
     .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
     .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
     .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex; repeatable)', collect(parsePfnRange))
     .option('--cma', 'only page_ref events on the pfns of the CMA areas (read from debugfs)')
-    .addOption(new Option('--stacks <mode>', 'kernel stacks: all | sampled (the records of 1 in --stack-sample pfns) | armed (records with stacks only for pages isolation failed on, from then on) | none').default('all').argParser(parseStacksMode))
+    .addOption(new Option('--stacks <mode>', 'kernel stacks: all | sampled (the records of 1 in --stack-sample pfns) | armed (records with stacks only for pages isolation failed on, from then on) | none').default(stacksDefault).argParser(parseStacksMode))
     .option('--no-stacks', 'do not record kernel stacks (same as --stacks none)')
     .addOption(new Option('--stack-sample <n>', '--stacks sampled: stacks for 1 in N pfns').default(DEFAULT_STACK_SAMPLE).argParser((v) => parseCount(v, '--stack-sample')))
     .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
@@ -238,6 +263,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`pageref: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+function parseListenOption(text: string): { host: string; port: number } {
+  const listen = parseListen(text);
+  if (!listen) throw new UsageError(`--listen: "${text}" is not HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464)`);
+  return listen;
 }
 
 function isFileError(error: unknown): boolean {

@@ -105,31 +105,50 @@ export class HoldProfile implements CaptureSink {
     this.ending = end;
     if (end.trailer) this.counters_ = end.trailer.counters;
     this.blame.end(end);
-    // What was still held at the end, by stack and comm.
+  }
+
+  /** The blame the profile's failure samples come from (read-only for callers). */
+  get analysis(): BlameAnalysis {
+    return this.blame;
+  }
+
+  /**
+   * The groups as of now: the streamed gets and puts, plus what the hold
+   * table still holds and what held the busy pages. Built afresh on every
+   * call, so that a live agent can encode the profile again and again.
+   */
+  private snapshotGroups(): Group[] {
+    const groups = new Map<string, Group>();
+    for (const [key, group] of this.groups) groups.set(key, { ...group, pages: group.pfns ? group.pfns.size : group.pages, pfns: undefined });
+    const group = (stackId: number, comm: string, heldAt: HeldAt): Group => {
+      const key = `${stackId} holder ${heldAt} ${comm}`;
+      let found = groups.get(key);
+      if (!found) {
+        found = { stackId, comm, role: 'holder', heldAt, pages: 0, refs: 0, events: 0 };
+        groups.set(key, found);
+      }
+      return found;
+    };
+    // What is still held, by stack and comm.
     const pagesSeen = new Map<Group, number>();
     this.blame.holds.forEachHold((pfn, stackId, _tgid, comm, refs) => {
-      const group = this.group(stackId, this.strings?.get(comm) ?? '', 'holder', 'end');
-      group.refs += refs;
-      if (pagesSeen.get(group) !== pfn) {
-        group.pages++;
-        pagesSeen.set(group, pfn);
+      const held = group(stackId, this.strings?.get(comm) ?? '', 'end');
+      held.refs += refs;
+      if (pagesSeen.get(held) !== pfn) {
+        held.pages++;
+        pagesSeen.set(held, pfn);
       }
     });
     // What held the busy pages when their isolation failed: blame's holders, the question CMA asks.
     for (const busy of this.blame.busy.values()) {
       for (const holder of busy.holders) {
-        const group = this.group(holder.stackId, holder.comm, 'holder', 'failure');
-        group.pages++;
-        group.refs += holder.refs;
-        group.events += busy.failures;
+        const held = group(holder.stackId, holder.comm, 'failure');
+        held.pages++;
+        held.refs += holder.refs;
+        held.events += busy.failures;
       }
     }
-    for (const group of this.groups.values()) {
-      if (group.pfns) {
-        group.pages = group.pfns.size;
-        group.pfns = undefined;
-      }
-    }
+    return [...groups.values()];
   }
 
   /** The comments the profile carries: where it came from and what the capture could not see. */
@@ -147,7 +166,7 @@ export class HoldProfile implements CaptureSink {
     return lines;
   }
 
-  /** The profile, gzipped as pprof tools read it. */
+  /** The profile, gzipped as pprof tools read it; callable at any point of the stream, and more than once. */
   encode(): { bytes: Uint8Array; summary: PprofSummary } {
     const strings = new PprofStrings();
     const s = (text: string) => strings.dedup(text);
@@ -171,7 +190,7 @@ export class HoldProfile implements CaptureSink {
     };
     const sampling = samplingOf(this.header_);
     const samples: Sample[] = [];
-    const groups = [...this.groups.values()].filter((g) => g.pages > 0 || g.refs > 0 || g.events > 0);
+    const groups = this.snapshotGroups().filter((g) => g.pages > 0 || g.refs > 0 || g.events > 0);
     for (const group of groups) {
       const frames = this.blame.frames(group.stackId);
       const labels = [

@@ -1,0 +1,50 @@
+// What `pageref serve` exposes on /metrics, as metric families: the state of
+// a session (counters the kernel keeps, blame's failures, the culprits) at
+// the moment of the scrape.
+
+import type { KernelCounters } from '../capture/schema';
+import { EVENT_NAMES, EventName } from '../record/event-types';
+import type { Culprit } from './culprits';
+import type { MetricFamily } from './prometheus-text';
+
+/** Culprit series at most: each is a label set Prometheus keeps, so they stay few. */
+export const DEFAULT_CULPRIT_SERIES = 10;
+
+export interface ServeSnapshot {
+  /** Events the programs are attached to. */
+  eventsAttached: EventName[];
+  /** The kernel's per-event counters (indexed like EVENT_NAMES); undefined before the first read. */
+  counters: KernelCounters | undefined;
+  isolationFailures: number;
+  cmaBusyRetries: number;
+  cmaFailedAllocations: number;
+  /** Distinct pfns with page_ref events seen (per-pfn totals or records). */
+  pfnsTracked: number;
+  /** This process's user + system CPU time. */
+  cpuSeconds: number;
+  /** False on a kernel without the page_ref tracepoints (CONFIG_DEBUG_PAGE_REF unset). */
+  pageRefAvailable: boolean;
+  /** Ranked, all of them; metricFamilies keeps the first `maxCulprits`. */
+  culprits: Culprit[];
+}
+
+export function metricFamilies(snapshot: ServeSnapshot, maxCulprits: number): MetricFamily[] {
+  const perEvent = (values: number[] | undefined) =>
+    snapshot.eventsAttached.map((event) => ({ labels: { event }, value: values?.[EVENT_NAMES.indexOf(event)] ?? 0 }));
+  return [
+    { name: 'pageref_events_total', type: 'counter', help: 'Events the kernel fired on each attached tracepoint, before pageref filtered, sampled or summed them.', samples: perEvent(snapshot.counters?.seen) },
+    { name: 'pageref_dropped_total', type: 'counter', help: 'Records of each event lost because the ring buffer was full.', samples: perEvent(snapshot.counters?.dropped) },
+    { name: 'pageref_isolation_failures_total', type: 'counter', help: 'test_pages_isolated events that found a page isolation could not take.', samples: [{ value: snapshot.isolationFailures }] },
+    { name: 'pageref_cma_busy_retries_total', type: 'counter', help: 'cma_alloc_busy_retry events: CMA allocations retried because a range was busy.', samples: [{ value: snapshot.cmaBusyRetries }] },
+    { name: 'pageref_cma_failed_allocations_total', type: 'counter', help: 'cma_alloc_finish events of allocations that failed.', samples: [{ value: snapshot.cmaFailedAllocations }] },
+    { name: 'pageref_pfns_tracked', type: 'gauge', help: 'Distinct pages with page_ref events seen since the start.', samples: [{ value: snapshot.pfnsTracked }] },
+    { name: 'pageref_process_cpu_seconds_total', type: 'counter', help: 'User and system CPU time of the pageref process itself.', samples: [{ value: snapshot.cpuSeconds }] },
+    { name: 'pageref_page_ref_available', type: 'gauge', help: '1 if the kernel has the page_ref tracepoints (CONFIG_DEBUG_PAGE_REF); 0: only isolation and CMA events are traced.', samples: [{ value: snapshot.pageRefAvailable ? 1 : 0 }] },
+    {
+      name: 'pageref_culprit_pages',
+      type: 'gauge',
+      help: 'Busy pages (isolation failed on them) each stack held or released references on; the top stacks only. Frames: /stacks/<stack_id>.',
+      samples: snapshot.culprits.slice(0, maxCulprits).map((c) => ({ labels: { stack_id: c.id, kind: c.kind, role: c.role }, value: c.pages })),
+    },
+  ];
+}

@@ -1,0 +1,125 @@
+// The state of a `pageref serve` session: a sink on the live record stream
+// that keeps the kernel's counters, blame (through the hold profile, which
+// owns one) and the pages seen, and answers what the HTTP endpoints ask.
+
+import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
+import { HoldProfile } from '../export/pprof-profile';
+import type { EventBatch } from '../record/event-batch';
+import { EventName, isPageRefEvent } from '../record/event-types';
+import type { StringTable } from '../record/string-table';
+import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
+import { Culprit, culprits } from './culprits';
+import { renderExposition } from './prometheus-text';
+import { metricFamilies, ServeSnapshot } from './serve-metrics';
+
+/** A file the flight recorder wrote. */
+export interface CaptureListing {
+  name: string;
+  bytes: number;
+  /** ISO 8601. */
+  written: string;
+}
+
+/** What the HTTP endpoints read; ServeState is the live one. */
+export interface ServeSource {
+  /** /metrics: the exposition text. */
+  metrics(): string;
+  /** /stacks: every culprit stack id, with its frames, innermost first. */
+  culpritStacks(): Record<string, StackListing>;
+  /** /debug/pprof/holds: a gzipped pprof profile. */
+  holdsProfile(): Uint8Array;
+  /** /captures. */
+  captures(): CaptureListing[];
+}
+
+export interface StackListing {
+  kind: string;
+  role: string;
+  pages: number;
+  frames: string[];
+}
+
+export class ServeState implements CaptureSink, ServeSource {
+  private readonly profile = new HoldProfile();
+  private eventsAttached: EventName[] = [];
+  private counters_: KernelCounters | undefined;
+  private readonly pfns = new Set<number>();
+
+  /**
+   * @param pageRefAvailable false when the kernel lacks the page_ref tracepoints
+   * @param maxCulprits culprit series on /metrics, at most
+   */
+  constructor(
+    private readonly pageRefAvailable: boolean,
+    private readonly maxCulprits: number,
+  ) {}
+
+  header(header: CaptureHeader): void {
+    this.eventsAttached = header.eventsAttached as EventName[];
+    this.profile.header(header);
+  }
+
+  stacks(entries: StackEntry[]): void {
+    this.profile.stacks(entries);
+  }
+
+  events(batch: EventBatch, strings: StringTable): void {
+    for (let i = 0; i < batch.length; i++) if (isPageRefEvent(batch.type[i])) this.pfns.add(batch.pfn[i]);
+    this.profile.events(batch, strings);
+  }
+
+  counters(counters: KernelCounters): void {
+    this.counters_ = counters;
+    this.profile.counters(counters);
+  }
+
+  pfnCounts(totals: PfnCounts): void {
+    for (let i = 0; i < totals.pfn.length; i++) this.pfns.add(totals.pfn[i]);
+    this.profile.pfnCounts(totals);
+  }
+
+  end(end: StreamEnd): void {
+    if (end.trailer) this.counters_ = end.trailer.counters;
+    this.profile.end(end);
+  }
+
+  snapshot(): ServeSnapshot {
+    const blame = this.profile.analysis;
+    const cpu = process.cpuUsage();
+    return {
+      eventsAttached: this.eventsAttached,
+      counters: this.counters_,
+      isolationFailures: blame.failures,
+      cmaBusyRetries: blame.busyRetries,
+      cmaFailedAllocations: blame.cmaFailedAllocations,
+      pfnsTracked: this.pfns.size,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      pageRefAvailable: this.pageRefAvailable,
+      culprits: culprits(blame),
+    };
+  }
+
+  metrics(): string {
+    return renderExposition(metricFamilies(this.snapshot(), this.maxCulprits));
+  }
+
+  culpritStacks(): Record<string, StackListing> {
+    return stackListings(culprits(this.profile.analysis));
+  }
+
+  holdsProfile(): Uint8Array {
+    return this.profile.encode().bytes;
+  }
+
+  captures(): CaptureListing[] {
+    // No flight recorder yet: nothing is ever written.
+    return [];
+  }
+}
+
+/** Culprits by stack id; a stack that both held and released is listed with the role it has the most pages in. */
+export function stackListings(all: Culprit[]): Record<string, StackListing> {
+  const listing: Record<string, StackListing> = {};
+  for (const c of all) if (!(c.id in listing)) listing[c.id] = { kind: c.kind, role: c.role, pages: c.pages, frames: c.frames };
+  return listing;
+}

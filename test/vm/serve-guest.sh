@@ -1,0 +1,99 @@
+#!/bin/sh
+# Runs inside a test kernel (test/vm/serve.test.ts boots it): pageref serve
+# while vm/cma-workload.sh pins 16 pages with vmsplice and makes a CMA
+# allocation fail on them; its HTTP endpoints are fetched with curl while
+# the pins are held and after they are released, and Prometheus scrapes it.
+# First at the defaults
+# (CMA areas only, totals in the kernel, stacks once armed), then with
+# --stacks all, which sees the pins being taken. One tracer at a time: two
+# and the 300 MiB holder do not fit in the guest's 512 MiB.
+# Everything the host test checks is left in $PAGEREF_OUT; nothing here
+# decides pass or fail.
+set -u
+out="$PAGEREF_OUT"
+
+. test/vm/guest-lib.sh
+
+# The guest's loopback is down until brought up; serve listens on it.
+ip link set lo up 2>"$out/lo.log" || busybox ip link set lo up 2>>"$out/lo.log"
+
+# fetch NAME PATH PORT: the body into NAME, the status code into NAME.status.
+fetch() {
+	curl -s -o "$out/$1" -w '%{http_code}' "http://127.0.0.1:$3$2" >"$out/$1.status" 2>>"$out/curl.log"
+}
+
+# prometheus_scrapes PORT: a real Prometheus server (the host's Debian
+# package) on loopback scrapes serve every second; its HTTP API is asked for
+# the isolation failure counter until it has a value, at most 120 s (its
+# start under TCG is slow). Run after the holder has gone: the 300 MiB
+# holder, serve and Prometheus together would crowd the 512 MiB guest.
+prometheus_scrapes() {
+	cat >"$TMPDIR/prometheus.yml" <<-EOF
+		global:
+		  scrape_interval: 1s
+		scrape_configs:
+		  - job_name: pageref
+		    static_configs:
+		      - targets: ['127.0.0.1:$1']
+	EOF
+	prometheus --config.file="$TMPDIR/prometheus.yml" --storage.tsdb.path="$TMPDIR/prometheus" \
+		--web.listen-address=127.0.0.1:9090 >"$out/prometheus.log" 2>&1 &
+	prometheus=$!
+	query='http://127.0.0.1:9090/api/v1/query?query=pageref_isolation_failures_total'
+	i=0
+	while [ $i -lt 120 ]; do
+		curl -s -o "$out/prometheus-query.json" "$query" 2>>"$out/curl.log" &&
+			grep -q '"value"' "$out/prometheus-query.json" && break
+		sleep 1
+		i=$((i + 1))
+	done
+	curl -s -o "$out/prometheus-targets.json" http://127.0.0.1:9090/api/v1/targets 2>>"$out/curl.log"
+	kill $prometheus
+	wait $prometheus
+}
+
+# serve_over_workload NAME PORT SERVE-ARGS...
+serve_over_workload() {
+	name=$1
+	port=$2
+	shift 2
+	cma_start_gated "$out/$name-workload.log" CMA_HOLD_SECONDS=8 PINNED_PFNS_FILE="$out/$name-pinned.txt" || return
+	node bin/pageref.js serve --log "$out/$name.log" "$@" &
+	serve=$!
+	wait_attached "$out/$name.log" $serve || echo "pageref serve did not attach" >>"$out/$name-guest.log"
+	cma_open_gate
+	if wait_for "holding the pins" "$out/$name-workload.log" $workload; then
+		# Records are drained every 20 ms and handed over within 200 ms.
+		sleep 2
+		fetch "$name-held.metrics" /metrics $port
+		fetch "$name-held.stacks.json" /stacks $port
+		fetch "$name-held.pb.gz" /debug/pprof/holds $port
+	fi
+	wait $workload
+	echo $? >"$out/$name-workload.rc"
+	sleep 2
+	fetch "$name-after.metrics" /metrics $port
+	fetch "$name-after.stacks.json" /stacks $port
+	fetch "$name-after.pb.gz" /debug/pprof/holds $port
+	fetch "$name-captures.json" /captures $port
+	fetch "$name-missing.txt" /nothing-here $port
+	curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics" >"$out/$name-post.status" 2>>"$out/curl.log"
+	[ $name = defaults ] && prometheus_scrapes $port
+	# SIGHUP: the log moved away is replaced by a new one.
+	mv "$out/$name.log" "$out/$name.log.1"
+	kill -HUP $serve
+	wait_for "log reopened" "$out/$name.log" $serve 10
+	kill -TERM $serve
+	wait $serve
+	echo $? >"$out/$name.rc"
+}
+
+serve_over_workload defaults 9464
+# --comm, as top-guest.sh does: every page_ref event of the CMA areas with
+# a stack is more than one emulated host thread keeps up with.
+serve_over_workload stacks-all 9465 --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold
+
+# --- nothing is left loaded, nothing listens ---------------------------------
+bpftool prog show >"$out/bpf-progs-after.txt" 2>&1
+curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9464/metrics >"$out/after-exit.status" 2>&1
+exit 0
