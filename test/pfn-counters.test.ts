@@ -268,11 +268,13 @@ test('pfns far apart evict by memory: a bounded table stays within its byte budg
   const maxPfns = 10_000;
   // Each pfn alone in its chunk and its region: 7.4 KiB + 32 KiB each unbounded.
   const counters = boundedRun(t, maxPfns, 30_000, (random) => Math.floor(random() * 2 ** 40) * 4096 + 17, 5);
-  // The budget: a chunk and a region for every 64 pfns of the bound, plus the one being written.
-  const chunkAndRegion = 256 * 28 + 384 + 4096 * 8 + 64;
-  const budget = (Math.ceil(maxPfns / 64) + 1) * chunkAndRegion + 16_384 * 8;
-  t.true(counters.bytes <= budget, `${counters.bytes} bytes, over ${budget}`);
-  t.true(counters.size <= Math.ceil(maxPfns / 64) + 1);
+  // The budget: a chunk for every 64 pfns of the bound (chunks a quarter full), plus the chunk and region being written.
+  const chunk = 256 * 28 + 384;
+  const chunkAndRegion = chunk + 4096 * 8 + 64;
+  const budget = Math.ceil(maxPfns / 64) * chunk;
+  t.true(counters.bytes <= budget + chunkAndRegion + 16_384 * 8, `${counters.bytes} bytes, over ${budget}`);
+  t.true(counters.size <= Math.floor(budget / chunkAndRegion) + 1);
+  t.true(counters.size >= Math.floor(((budget / chunkAndRegion) * 7) / 8) - 1, `only ${counters.size} pfns kept`);
 });
 
 test('merged rows are bounded and evicted like added ones, the oldest chunks first', (t) => {

@@ -64,8 +64,9 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .argument('<file>', 'capture file')
     .option('--json', 'print JSON (the contract is in the README)')
     .addOption(new Option('--top <n>', 'rows of pages to show').default(20).argParser((v) => parseInteger(v, '--top')))
-    .action((file: string, options: { json?: boolean; top: number }) => {
-      process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top }));
+    .addOption(maxPfnsOption())
+    .action((file: string, options: { json?: boolean; top: number; maxPfns: number }) => {
+      process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top, maxPfns: options.maxPfns }));
     });
 
   program
@@ -100,9 +101,10 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .addOption(new Option('--pfn-tracks <n>', '--perfetto: pfns with a refcount track, at most').default(DEFAULT_PFN_TRACKS).argParser((v) => parseInteger(v, '--pfn-tracks')))
     .option('--json', 'print what was written as JSON (the contract is in the README)')
     .option('-f, --force', 'replace output files that exist')
-    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; json?: boolean; force?: boolean }) => {
+    .addOption(maxPfnsOption())
+    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; maxPfns: number; json?: boolean; force?: boolean }) => {
       process.stdout.write(
-        exportCommand({ capture: file, pprof: options.pprof, perfetto: options.perfetto, pfnTracks: options.pfnTracks, json: Boolean(options.json), force: Boolean(options.force) }),
+        exportCommand({ capture: file, pprof: options.pprof, perfetto: options.perfetto, pfnTracks: options.pfnTracks, maxPfns: options.maxPfns, json: Boolean(options.json), force: Boolean(options.force) }),
       );
     });
 
@@ -113,13 +115,14 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .option('-d, --duration <seconds>', 'live: stop recording after this many seconds (default: until Ctrl-C)', (v) => parseSeconds(v, '--duration'))
     .option('--json', 'print JSON (the contract is in the README)')
     .option('--buffer-size <bytes>', 'live: ring buffer size, a power of two (default 16M)', (v) => parseBytes(v, '--buffer-size'))
-    .action(async (file: string | undefined, options: { duration?: number; json?: boolean; bufferSize?: number }) => {
+    .addOption(maxPfnsOption())
+    .action(async (file: string | undefined, options: { duration?: number; json?: boolean; bufferSize?: number; maxPfns: number }) => {
       if (file !== undefined && (options.duration !== undefined || options.bufferSize !== undefined)) {
         throw new UsageError('--duration and --buffer-size are for live blame, not for a capture file');
       }
-      if (file !== undefined) process.stdout.write(blameFile(file, Boolean(options.json)));
+      if (file !== undefined) process.stdout.write(blameFile(file, Boolean(options.json), options.maxPfns));
       else {
-        const live = { durationSec: options.duration, bufferBytes: options.bufferSize ?? DEFAULT_BUFFER_BYTES, json: Boolean(options.json) };
+        const live = { durationSec: options.duration, bufferBytes: options.bufferSize ?? DEFAULT_BUFFER_BYTES, json: Boolean(options.json), maxPfns: options.maxPfns };
         setExit(await blameLive({ ...live, commandLine: ['pageref', ...argv.slice(2)] }));
       }
     });
@@ -182,10 +185,21 @@ function addTraceOptions(command: Command): Command {
     .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
     .addOption(new Option('--sample-events <n>', 'keep 1 in N page_ref events').default(1).argParser((v) => parseCount(v, '--sample-events')))
     .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
-    .addOption(new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS).argParser((v) => parseCount(v, '--max-pfns')))
+    .addOption(maxPfnsOption('; --aggregate: also the kernel\'s per-pfn slots (24 bytes of kernel memory each)'))
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
     .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
     .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default('auto').argParser(parseAttachMode));
+}
+
+/**
+ * --max-pfns: what bounds every per-pfn table, so that a huge host cannot
+ * exhaust memory; beyond it the least recently touched pfns are evicted and
+ * counted, and every command shows the count.
+ */
+function maxPfnsOption(more = ''): Option {
+  return new Option('--max-pfns <n>', `pfns with per-pfn state at most; beyond, the least recently touched are evicted, and counted${more}`)
+    .default(DEFAULT_MAX_PFNS, '4M')
+    .argParser((v) => parseCount(v, '--max-pfns'));
 }
 
 /** Commander's names (camel case) of the options addTraceOptions adds. */

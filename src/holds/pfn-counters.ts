@@ -35,8 +35,9 @@
 //   24  int32    lastMapcount
 //
 // Bounded (--max-pfns): past `maxPfns` tracked pfns, or past the memory
-// those would take at a quarter of a chunk's rows each (pfns far apart cost
-// a whole chunk each), whole chunks are evicted, those whose newest event is
+// their chunks would take a quarter full (4 times the dense cost, 118 bytes
+// per pfn of the bound; pfns far apart cost a chunk and a region each, and
+// fewer of them fit), whole chunks are evicted, those whose newest event is
 // oldest, until an eighth of the budget is free. One scan of every row per
 // eviction, so amortised over an eighth of the budget's new pfns it costs a
 // few row reads each; events on tracked pfns never pay for it.
@@ -76,6 +77,11 @@ type Region = (DataView | undefined)[];
 
 /** A chunk holds 256 pfns; the memory budget allows a chunk per this many pfns of --max-pfns (a quarter full on average). */
 const PFNS_PER_BUDGET_CHUNK = CHUNK_PFNS / 4;
+/** The budget is never below this many chunks, each in a region of its own: eviction must leave room to work. */
+const MIN_BUDGET_CHUNKS = 8;
+
+/** --max-pfns by default: 4 M pfns, 16 GiB of memory; 118 MiB of PfnCounters dense (29.5 bytes each). */
+export const DEFAULT_MAX_PFNS = 1 << 22;
 
 /** What eviction took away, in total: pfns, and the events and references counted on them. */
 export interface Evictions {
@@ -115,9 +121,8 @@ export class PfnCounters {
   /** `maxPfns`: tracked pfns at most (--max-pfns); Infinity for no bound. */
   constructor(readonly maxPfns = Infinity) {
     if (!(maxPfns >= 1)) throw new RangeError(`maxPfns is at least 1, not ${maxPfns}`);
-    const budgetChunks = Math.max(2, Math.ceil(maxPfns / PFNS_PER_BUDGET_CHUNK));
     // The directory's near array is at most 16,384 slots (128 KiB): left out of the budget.
-    this.maxBytes = budgetChunks * (CHUNK_BYTES + CHUNK_OBJECT_BYTES + REGION_BYTES);
+    this.maxBytes = Math.max(Math.ceil(maxPfns / PFNS_PER_BUDGET_CHUNK) * (CHUNK_BYTES + CHUNK_OBJECT_BYTES), MIN_BUDGET_CHUNKS * (CHUNK_BYTES + CHUNK_OBJECT_BYTES + REGION_BYTES));
   }
 
   /** What eviction has taken away so far (a copy). */

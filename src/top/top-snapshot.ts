@@ -71,6 +71,13 @@ export interface TopHeader {
   cmaRetriesPerSec: number;
   failedAllocations: number;
   pfns: number;
+  /** --max-pfns, the bound of every per-pfn table. */
+  maxPfns: number;
+  /** pfns the totals (the pages view) evicted to stay within maxPfns. */
+  evictedPfns: number;
+  /** Pages the hold table (holders, failures) evicted, and the references still outstanding on them. */
+  evictedHoldPfns: number;
+  evictedOutstandingRefs: number;
   dropped: number;
   droppedPerSec: number;
   /** Ring buffer fill, percent: null, the addon does not report it. */
@@ -259,6 +266,10 @@ function topHeader(state: TopState, info: SourceInfo): TopHeader {
     cmaRetriesPerSec: rates.busyRetriesPerSec,
     failedAllocations: state.analysis.cmaFailedAllocations,
     pfns: state.pfns.size,
+    maxPfns: state.maxPfns,
+    evictedPfns: state.pfns.evictions.pfns,
+    evictedHoldPfns: state.analysis.holds.evictions.pfns,
+    evictedOutstandingRefs: state.analysis.holds.evictions.outstandingRefs,
     dropped: state.dropped,
     droppedPerSec: rates.droppedPerSec,
     ringFill: null,

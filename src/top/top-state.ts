@@ -8,7 +8,7 @@
 import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
 import { BlameAnalysis } from '../blame/blame-analysis';
 import { ReferenceKind, referenceKind, tellingFrame } from '../blame/stack-kinds';
-import { PfnCounters } from '../holds/pfn-counters';
+import { DEFAULT_MAX_PFNS, PfnCounters } from '../holds/pfn-counters';
 import { referenceDelta } from '../holds/reference-delta';
 import type { EventBatch } from '../record/event-batch';
 import { EVENT_COUNT, isPageRefEvent } from '../record/event-types';
@@ -57,11 +57,11 @@ export interface IntervalRates {
 }
 
 export class TopState implements CaptureSink {
-  readonly analysis = new BlameAnalysis();
+  readonly analysis: BlameAnalysis;
   /** Totals per pfn since the session began. */
-  readonly pfns = new PfnCounters();
+  readonly pfns: PfnCounters;
   /** Per-pfn counts of the last finished interval: the rates' numerators. */
-  previous = new PfnCounters();
+  previous: PfnCounters;
   captureHeader: CaptureHeader | undefined;
   flagTable: readonly string[] | undefined;
   strings = new StringTable();
@@ -81,7 +81,7 @@ export class TopState implements CaptureSink {
     cpuPercent: null,
   };
 
-  private current = new PfnCounters();
+  private current: PfnCounters;
   private readonly intervalByType = new Float64Array(EVENT_COUNT);
   private intervalAggregated = 0;
   private intervalStartNs = 0;
@@ -93,6 +93,18 @@ export class TopState implements CaptureSink {
   private watched = new Set<number>();
   private readonly stackInfos = new Map<number, { frame: string; kind: ReferenceKind }>();
   private readonly histories = new Map<number, HistoryEvent[]>();
+
+  /**
+   * `maxPfns` (--max-pfns) bounds each per-pfn table: the totals, the
+   * hold table, and the interval's counts (which never hold more pfns than
+   * the totals see in an interval).
+   */
+  constructor(readonly maxPfns = DEFAULT_MAX_PFNS) {
+    this.analysis = new BlameAnalysis(maxPfns);
+    this.pfns = new PfnCounters(maxPfns);
+    this.previous = new PfnCounters(maxPfns);
+    this.current = new PfnCounters(maxPfns);
+  }
 
   header(header: CaptureHeader): void {
     this.captureHeader = header;
@@ -172,7 +184,7 @@ export class TopState implements CaptureSink {
       cpuPercent,
     };
     this.previous = this.current;
-    this.current = new PfnCounters();
+    this.current = new PfnCounters(this.maxPfns);
     this.intervalByType.fill(0);
     this.intervalAggregated = 0;
     this.intervalStartNs = nowNs;
