@@ -140,6 +140,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .option('--sort <column>', 'sort column of that view (as the s key cycles them)')
       .option('--filter <words>', 'show only pfn ranges, pfns or comms (as the / key)', parseFilterOption)
       .addOption(new Option('--rows <n>', 'batch and JSON: rows per view').default(DEFAULT_TOP_ROWS).argParser((v) => parseCount(v, '--rows'))),
+    true,
   ).action(async (options, command: Command) => {
     const live = TRACE_OPTION_NAMES.filter((name) => command.getOptionValueSource(name) === 'cli');
     setExit(
@@ -172,8 +173,11 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
   return program;
 }
 
-/** The options of `record` that say what to trace and how much to keep; `top` takes the same. */
-function addTraceOptions(command: Command): Command {
+/**
+ * The options of `record` that say what to trace and how much to keep; `top` takes the same.
+ * `userTables`: the command keeps per-pfn tables that --max-pfns bounds too (record keeps none).
+ */
+function addTraceOptions(command: Command, userTables = false): Command {
   return command
     .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
     .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
@@ -185,7 +189,11 @@ function addTraceOptions(command: Command): Command {
     .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
     .addOption(new Option('--sample-events <n>', 'keep 1 in N page_ref events').default(1).argParser((v) => parseCount(v, '--sample-events')))
     .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
-    .addOption(maxPfnsOption('; --aggregate: also the kernel\'s per-pfn slots (24 bytes of kernel memory each)'))
+    .addOption(
+      userTables
+        ? maxPfnsOption('; --aggregate: also the kernel\'s per-pfn slots (24 bytes of kernel memory each)')
+        : new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS, '4M').argParser((v) => parseCount(v, '--max-pfns')),
+    )
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
     .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
     .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default('auto').argParser(parseAttachMode));
