@@ -75,6 +75,8 @@ export interface TopHeader {
   maxPfns: number;
   /** pfns the totals (the pages view) evicted to stay within maxPfns. */
   evictedPfns: number;
+  /** pfns the interval tables evicted: their GETS/s and PUTS/s are missing. */
+  evictedRatePfns: number;
   /** Pages the hold table (holders, failures) evicted, and the references still outstanding on them. */
   evictedHoldPfns: number;
   evictedOutstandingRefs: number;
@@ -268,6 +270,7 @@ function topHeader(state: TopState, info: SourceInfo): TopHeader {
     pfns: state.pfns.size,
     maxPfns: state.maxPfns,
     evictedPfns: state.pfns.evictions.pfns,
+    evictedRatePfns: state.rateEvictedPfns,
     evictedHoldPfns: state.analysis.holds.evictions.pfns,
     evictedOutstandingRefs: state.analysis.holds.evictions.outstandingRefs,
     dropped: state.dropped,

@@ -82,6 +82,8 @@ export class TopState implements CaptureSink {
   };
 
   private current: PfnCounters;
+  /** pfns the finished intervals' tables evicted (their rates are missing). */
+  private finishedIntervalsEvicted = 0;
   private readonly intervalByType = new Float64Array(EVENT_COUNT);
   private intervalAggregated = 0;
   private intervalStartNs = 0;
@@ -104,6 +106,11 @@ export class TopState implements CaptureSink {
     this.pfns = new PfnCounters(maxPfns);
     this.previous = new PfnCounters(maxPfns);
     this.current = new PfnCounters(maxPfns);
+  }
+
+  /** pfns the per-interval tables (the rates) evicted since the session began. */
+  get rateEvictedPfns(): number {
+    return this.finishedIntervalsEvicted + this.current.evictions.pfns;
   }
 
   header(header: CaptureHeader): void {
@@ -183,6 +190,7 @@ export class TopState implements CaptureSink {
       droppedPerSec: per(dropped - this.droppedAtStart),
       cpuPercent,
     };
+    this.finishedIntervalsEvicted += this.current.evictions.pfns;
     this.previous = this.current;
     this.current = new PfnCounters(this.maxPfns);
     this.intervalByType.fill(0);
