@@ -29,6 +29,10 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a pfn sample of 0', ['record', '-o', '/nonexistent/x', '--sample-pfn', '0'], /--sample-pfn: "0" must be from 1 to/],
   ['an event sample that is not a number', ['record', '-o', '/nonexistent/x', '--sample-events', 'half'], /--sample-events: "half" is not a non-negative integer/],
   ['more pfn ranges than the kernel side takes', ['record', '-o', '/nonexistent/x', ...Array.from({ length: 17 }, (_, i) => ['--pfn', `${i * 10}-${i * 10 + 1}`]).flat()], /--pfn: at most 16 ranges/],
+  ['a --max-pfns of 0 for report', ['report', 'x.pgref', '--max-pfns', '0'], /--max-pfns: "0" must be from 1 to/],
+  ['a --max-pfns that is not a number for blame', ['blame', 'x.pgref', '--max-pfns', 'lots'], /--max-pfns: "lots" is not a non-negative integer/],
+  ['a --max-pfns of 0 for export', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--max-pfns', '0'], /--max-pfns: "0" must be from 1 to/],
+  ['a --max-pfns beyond 2^32 - 1 for top', ['top', '--replay', 'x.pgref', '--max-pfns', '5000000000'], /--max-pfns: "5000000000" must be from 1 to/],
   ['aggregated ranges larger than --max-pfns', ['record', '-o', '/nonexistent/x', '--aggregate', '--max-pfns', '100', '--pfn', '0x1000-0x2000'], /the pfn ranges hold 4096 pfns, more than --max-pfns 100/],
 ];
 
@@ -75,6 +79,7 @@ test('report --json follows the documented contract', (t) => {
   const report = JSON.parse(run.stdout);
   t.is(report.kernel.release, '6.1.192');
   t.deepEqual(Object.keys(report.events), [...EVENT_NAMES]);
+  t.deepEqual(report.evicted, { maxPfns: 4 * 1024 * 1024, pfns: 0, events: 0, gets: 0, puts: 0 });
   t.is(report.events.page_ref_mod, 2);
   t.is(report.events.cma_alloc_busy_retry, 1);
   t.is(report.dropped, 2);
@@ -154,6 +159,7 @@ test('blame --json on a capture follows the documented contract', (t) => {
   t.is(blame.failures, 1);
   t.deepEqual(Object.keys(blame.busyPfns[0]).sort(), ['count', 'failures', 'holders', 'mapcount', 'pfn', 'releasers', 'sampled', 'untrackedRefs']);
   t.deepEqual(blame.limits, [], 'a full capture has no limits');
+  t.deepEqual(blame.evicted, { maxPfns: 4 * 1024 * 1024, pfns: 0, events: 0, outstandingRefs: 0 });
   t.deepEqual(blame.recording, { stacksMode: 'all', samplePfn: 1, sampleEvents: 1, aggregated: false, rawPointers: false });
   t.true(blame.busyPfns[0].sampled);
   t.is(blame.busyPfns[0].pfn, '0x17ac9');
@@ -177,4 +183,63 @@ test('live blame on this machine\'s kernel fails at once with the doctor\'s expl
   const run = pageref(['blame', '--duration', '1']);
   t.is(run.status, 1);
   t.regex(run.stderr, /^pageref blame: page_ref events: .*remedy/);
+});
+
+/** A capture of `pfns` pages far apart, each taking a reference, the later ones dropping it again (so they hold nothing). */
+function manyPfnCapture(name: string, pfns: number): string {
+  const path = tempPath(name);
+  const records: Buffer[] = [];
+  for (let i = 0; i < pfns; i++) {
+    const pfn = BigInt(0x100000 + i * 512);
+    records.push(rawRecord({ type: EventType.PageRefMod, pfn, val: 1, count: 2, tsNs: BigInt(1_000_000_000 + i * 1000), stackId: 1, pid: 7, tgid: 7 }));
+    if (i >= 10) records.push(rawRecord({ type: EventType.PageRefModAndTest, pfn, val: -1, count: 1, tsNs: BigInt(1_000_000_000 + i * 1000 + 500), stackId: 2, pid: 7, tgid: 7 }));
+  }
+  writeCapture(path, records, { perBatch: 64 });
+  return path;
+}
+
+test('report of a capture with more pfns than --max-pfns states the evictions, in text and JSON', (t) => {
+  const path = manyPfnCapture('evict.pgref', 3000);
+  const json = pageref(['report', path, '--json', '--max-pfns', '1000']);
+  t.is(json.status, 0, json.stderr);
+  const report = JSON.parse(json.stdout);
+  t.true(report.pfns <= 1000);
+  t.is(report.evicted.maxPfns, 1000);
+  t.is(report.evicted.pfns, 3000 - report.pfns);
+  // Every evicted pfn had its get, and all but the first ten their put too.
+  t.is(report.evicted.gets, report.evicted.pfns);
+  t.true(report.evicted.events >= 2 * report.evicted.pfns - 10);
+  t.true(report.limits.some((l: string) => l.includes(`${report.evicted.pfns} pfns`) && l.includes('--max-pfns 1000')));
+  const text = pageref(['report', path, '--max-pfns', '1000']);
+  t.is(text.status, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^EVICTED: ${report.evicted.pfns} pfns \\(\\d+ events\\) were forgotten to keep per-pfn state within --max-pfns 1000`, 'm'));
+  // The default bound holds them all, and says nothing of evictions.
+  const whole = JSON.parse(pageref(['report', path, '--json']).stdout);
+  t.is(whole.pfns, 3000);
+  t.is(whole.evicted.pfns, 0);
+  t.false(pageref(['report', path]).stdout.includes('EVICTED'));
+});
+
+test('blame of a capture with more pages than --max-pfns keeps the held ones and states the evictions', (t) => {
+  const path = manyPfnCapture('evict-blame.pgref', 3000);
+  const run = pageref(['blame', path, '--json', '--max-pfns', '1000']);
+  t.is(run.status, 0, run.stderr);
+  const blame = JSON.parse(run.stdout);
+  t.true(blame.evicted.pfns >= 2000);
+  // The ten pages still holding their reference are never the ones evicted.
+  t.is(blame.evicted.outstandingRefs, 0);
+  t.true(blame.limits.some((l: string) => l.startsWith(`evicted: ${blame.evicted.pfns} pfns`)));
+  const text = pageref(['blame', path, '--max-pfns', '1000']);
+  t.regex(text.stdout, new RegExp(`^WARNING: ${blame.evicted.pfns} pfns .*--max-pfns 1000`, 'm'));
+});
+
+test('export with --max-pfns below a capture\'s pfns notes the evictions in the Perfetto limits and the pprof comments', (t) => {
+  const path = manyPfnCapture('evict-export.pgref', 3000);
+  const perfetto = tempPath('evict.perfetto');
+  const pprof = tempPath('evict.pb.gz');
+  const run = pageref(['export', path, '--perfetto', perfetto, '--pprof', pprof, '--max-pfns', '1000', '--json']);
+  t.is(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  t.true(result.perfetto.limits.some((l: string) => /^evicted: \d+ pfns .*--max-pfns 1000/.test(l)));
+  t.true(result.pprof.comments.some((l: string) => /^evicted: \d+ pfns .*--max-pfns 1000/.test(l)));
 });

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Hold, HoldTable, MAX_HOLDS_PER_PFN, RefEvent } from '../src/holds/hold-table';
 import { EventType } from '../src/record/event-types';
+import { PfnIndex } from '../src/holds/pfn-index';
 
 let clock = 0;
 function ev(type: number, pfn: number, val: number, fields: Partial<RefEvent> = {}): RefEvent {
@@ -142,4 +143,83 @@ test('a put whose stack says what it releases cancels a get of that kind first',
   t.deepEqual(table.holds(10).map((h) => h.stackId), [2], 'another process unpinning dropped the pin, not the oldest');
   table.apply(put(10, 100, 5));
   t.is(table.holds(10).length, 0, 'a put that says nothing falls back to the same-process rule');
+});
+
+test('PfnIndex removal keeps every other pfn findable, over long random streams of adds and removes', (t) => {
+  const index = new PfnIndex(16);
+  const expected = new Map<number, number>();
+  let state = 12345;
+  const random = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 200_000; i++) {
+    // Few distinct keys and clustered hashes: long probe runs that wrap around the table.
+    const pfn = Math.floor(random() * 3000) * 1024;
+    if (random() < 0.45 && expected.has(pfn)) {
+      t.true(index.remove(pfn));
+      expected.delete(pfn);
+    } else {
+      const row = index.rowOf(pfn);
+      if (expected.has(pfn)) t.is(row, expected.get(pfn)!);
+      else expected.set(pfn, row);
+    }
+  }
+  t.is(index.size, expected.size);
+  for (const [pfn, row] of expected) {
+    t.is(index.find(pfn), row);
+    t.is(index.pfnOf(row), pfn);
+  }
+  // Rows of removed pfns are reused: they stay below the most pfns held at once.
+  t.true(index.rowLimit <= 3000);
+  t.false(index.remove(1));
+});
+
+test('a bounded hold table stays within --max-pfns and evicts pages with nothing outstanding while there are any', (t) => {
+  const maxPfns = 1000;
+  const table = new HoldTable(16, undefined, maxPfns);
+  const reference = new HoldTable();
+  let state = 99;
+  const random = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const held = new Set<number>();
+  for (let i = 0; i < 100_000; i++) {
+    // 300 pages keep one reference each; many more take one and drop it again, leaving nothing outstanding.
+    const churn = Math.floor(random() * 50_000);
+    const events = i % 10 === 0 ? [get(1_000_000 + Math.floor(random() * 300), 7, 1)] : [get(churn, 8, 2), put(churn, 8, 3)];
+    if (i % 10 === 0) {
+      if (held.has(events[0].pfn)) continue;
+      held.add(events[0].pfn);
+    }
+    for (const e of events) {
+      const before = table.evictions.pfns;
+      table.apply(e);
+      reference.apply(e);
+      t.true(table.size <= maxPfns);
+      // With fewer held pages than the bound, none of them may go.
+      if (table.evictions.pfns !== before) for (const pfn of held) if (table.page(pfn) === undefined) t.fail(`held page ${pfn} was evicted`);
+    }
+  }
+  t.true(table.evictions.pfns > 0);
+  t.is(table.evictions.outstandingRefs, 0);
+  for (const pfn of held) t.deepEqual(table.holds(pfn), reference.holds(pfn));
+  let outstanding = 0;
+  table.forEachHold(() => outstanding++);
+  t.true(outstanding >= held.size);
+});
+
+test('hold-table eviction counts exactly what it forgets, and falls back to held pages, the least recently touched first', (t) => {
+  const table = new HoldTable(16, undefined, 8);
+  // Eight pages, each with two references outstanding, touched in order.
+  for (let pfn = 1; pfn <= 8; pfn++) {
+    table.apply(get(pfn, 1, 1));
+    table.apply(get(pfn, 1, 1));
+  }
+  table.apply(get(1, 1, 1)); // page 1 is now the most recently touched
+  table.apply(get(9, 1, 1)); // over the bound: 9 - 7 = 2 pages go, 2 and 3
+  t.is(table.size, 7);
+  t.deepEqual(table.evictions, { pfns: 2, events: 4, outstandingRefs: 4 });
+  t.is(table.page(2), undefined);
+  t.is(table.page(3), undefined);
+  t.is(table.holds(1).length, 3);
+  // An evicted page seen again starts over.
+  table.apply(put(2, 1, 1));
+  t.is(table.page(2)?.untrackedPuts, 1);
+  t.is(table.page(2)?.events, 1);
 });

@@ -215,3 +215,85 @@ test('size counts distinct pfns; bytes stay under 32 per pfn when pages are dens
   t.like(counters.get(0x100000), { gets: 1, puts: 1, net: 0, events: 2, lastCount: 1 });
   t.like(counters.get(0x100001), { gets: 1, puts: 0, net: 1, events: 1, lastCount: 2 });
 });
+
+/**
+ * Runs `n` random events through a table bounded to `maxPfns` and through
+ * ExpectedCounts, dropping from the latter whatever the table evicted (a
+ * pfn seen again afterwards starts over in both), and tallying it.
+ */
+function boundedRun(t: import('ava').ExecutionContext, maxPfns: number, n: number, pfnOf: (random: () => number) => number, seed: number) {
+  const random = lcg(seed);
+  const counters = new PfnCounters(maxPfns);
+  const expected = new ExpectedCounts();
+  const tally = { pfns: 0, events: 0, gets: 0, puts: 0 };
+  let largest = 0;
+  let evictions = 0;
+  for (let i = 0; i < n; i++) {
+    const pfn = pfnOf(random);
+    const delta = Math.floor(random() * 5) - 2;
+    const ts = i * 10 + Math.floor(random() * 40);
+    counters.add(pfn, delta, i & 0xffff, i & 7, ts);
+    expected.add(pfn, delta, i & 0xffff, i & 7, ts);
+    largest = Math.max(largest, counters.size);
+    if (counters.evictions.pfns !== tally.pfns) {
+      evictions++;
+      for (const [key, row] of expected.rows) {
+        if (counters.get(key) !== undefined) continue;
+        expected.rows.delete(key);
+        tally.pfns++;
+        tally.events += row.events;
+        tally.gets += row.gets;
+        tally.puts += row.puts;
+      }
+    }
+  }
+  t.true(largest <= maxPfns, `size reached ${largest}, over the bound ${maxPfns}`);
+  t.true(evictions > 0, 'the stream never made the table evict');
+  t.deepEqual(rowsOf(counters), sortedRows(expected));
+  t.deepEqual(counters.evictions, tally);
+  t.is(counters.size, expected.rows.size);
+  return counters;
+}
+
+test('a bounded table stays within --max-pfns, keeps exact counts of what it keeps, and counts what it evicts exactly', (t) => {
+  // Dense pfns, as on a real host, with a hot set that must survive.
+  boundedRun(t, 3000, 200_000, (random) => (random() < 0.5 ? 0x100000 + Math.floor(random() * 64) : 0x200000 + Math.floor(random() * 40_000)), 7);
+});
+
+test('a bound below one chunk of rows still holds, row by row', (t) => {
+  boundedRun(t, 100, 20_000, (random) => Math.floor(random() * 200), 11);
+});
+
+test('pfns far apart evict by memory: a bounded table stays within its byte budget', (t) => {
+  const maxPfns = 10_000;
+  // Each pfn alone in its chunk and its region: 7.4 KiB + 32 KiB each unbounded.
+  const counters = boundedRun(t, maxPfns, 30_000, (random) => Math.floor(random() * 2 ** 40) * 4096 + 17, 5);
+  // The budget: a chunk for every 64 pfns of the bound (chunks a quarter full), plus the chunk and region being written.
+  const chunk = 256 * 28 + 384;
+  const chunkAndRegion = chunk + 4096 * 8 + 64;
+  const budget = Math.ceil(maxPfns / 64) * chunk;
+  t.true(counters.bytes <= budget + chunkAndRegion + 16_384 * 8, `${counters.bytes} bytes, over ${budget}`);
+  t.true(counters.size <= Math.floor(budget / chunkAndRegion) + 1);
+  t.true(counters.size >= Math.floor(((budget / chunkAndRegion) * 7) / 8) - 1, `only ${counters.size} pfns kept`);
+});
+
+test('merged rows are bounded and evicted like added ones, the oldest chunks first', (t) => {
+  const counters = new PfnCounters(512);
+  // Chunk A (pfns 0-255) last touched early, chunk B (256-511) late, then a new chunk C.
+  for (let pfn = 0; pfn < 256; pfn++) counters.merge(pfn, 2, 1, 3, 1, 0, 100);
+  for (let pfn = 256; pfn < 512; pfn++) counters.merge(pfn, 2, 1, 3, 1, 0, 200);
+  counters.merge(5, 1, 0, 1, 1, 0, 50);
+  counters.merge(1000, 1, 0, 1, 1, 0, 300);
+  t.is(counters.size, 257);
+  t.is(counters.get(5), undefined);
+  t.is(counters.get(300)?.events, 3);
+  t.deepEqual(counters.evictions, { pfns: 256, events: 256 * 3 + 1, gets: 256 * 2 + 1, puts: 256 });
+});
+
+test('an unbounded table never evicts, and a bound below 1 is refused', (t) => {
+  const counters = new PfnCounters();
+  for (let pfn = 0; pfn < 100_000; pfn += 7) counters.add(pfn * 300, 1, 1, 0, pfn);
+  t.is(counters.evictions.pfns, 0);
+  t.is(counters.size, Math.ceil(100_000 / 7));
+  t.throws(() => new PfnCounters(0), { instanceOf: RangeError });
+});

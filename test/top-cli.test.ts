@@ -59,7 +59,7 @@ test('--json prints one JSON line per snapshot with every view, as the README do
   const [first, second, last] = snapshots;
   t.deepEqual(Object.keys(first), [
     'time', 'source', 'kernel', 'speed', 'ended', 'intervalSec', 'eventsPerSec', 'aggregatedPerSec', 'isolationFailures', 'isolationFailuresPerSec',
-    'cmaRetries', 'cmaRetriesPerSec', 'failedAllocations', 'pfns', 'dropped', 'droppedPerSec', 'ringFill', 'cpuPercent', 'stacksMode', 'aggregated',
+    'cmaRetries', 'cmaRetriesPerSec', 'failedAllocations', 'pfns', 'maxPfns', 'evictedPfns', 'evictedRatePfns', 'evictedHoldPfns', 'evictedOutstandingRefs', 'dropped', 'droppedPerSec', 'ringFill', 'cpuPercent', 'stacksMode', 'aggregated',
     'file', 'pages', 'holders', 'failures', 'culprits',
   ]);
   t.deepEqual([first.time, second.time, last.time], [1, 2, 2.4]);
@@ -90,6 +90,23 @@ test('--json prints one JSON line per snapshot with every view, as the README do
   t.deepEqual(second.culprits, [{ frame: 'try_grab_page+0x40', kind: 'pin', pages: 1, failures: 1 }]);
   t.is(last.failures[0].releaser.frame, 'release_pages+0x1a4');
   t.is(last.dropped, 2);
+  t.deepEqual([last.maxPfns, last.evictedPfns, last.evictedRatePfns, last.evictedHoldPfns, last.evictedOutstandingRefs], [4 * 1024 * 1024, 0, 0, 0, 0]);
+});
+
+test('--max-pfns bounds a replay\'s tables too: evictions are in the JSON and the header', (t) => {
+  const path = capture();
+  const whole = JSON.parse(pageref(['top', '--replay', path, '--speed', '0', '--json']).stdout.trim().split('\n').pop()!);
+  t.true(whole.pfns >= 2);
+  const run = pageref(['top', '--replay', path, '--speed', '0', '--json', '--max-pfns', '1']);
+  t.is(run.status, 0, run.stderr);
+  const last = JSON.parse(run.stdout.trim().split('\n').pop()!);
+  t.is(last.maxPfns, 1);
+  t.is(last.pfns, 1);
+  t.true(last.evictedPfns >= whole.pfns - 1);
+  t.true(last.evictedHoldPfns >= 1);
+  const text = pageref(['top', '--replay', path, '--speed', '0', '--batch', '1', '--max-pfns', '1']);
+  t.true(last.evictedRatePfns >= 1);
+  t.regex(text.stdout, /Pfns 1 evicted \d+\/\d+ held\/\d+ rates \(max 1\) !/);
 });
 
 test('--speed X plays at X times the recorded pace, --speed 0 as fast as it can', (t) => {

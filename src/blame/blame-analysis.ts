@@ -10,6 +10,7 @@ import { EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { Hold, HoldTable, readRefEvent, RefEvent } from '../holds/hold-table';
+import { DEFAULT_MAX_PFNS } from '../holds/pfn-counters';
 import { referenceKind, releaseKind } from './stack-kinds';
 
 /** Releasers kept per busy pfn; holders are bounded by the hold table. */
@@ -62,10 +63,7 @@ export class BlameAnalysis implements CaptureSink {
   readonly stackFrames = new Map<number, string[]>();
   private readonly takesKind = new Map<number, string>();
   private readonly releasesKind = new Map<number, string>();
-  readonly holds = new HoldTable(1 << 14, {
-    takes: (stackId) => cached(this.takesKind, stackId, () => referenceKind(this.frames(stackId))),
-    releases: (stackId) => cached(this.releasesKind, stackId, () => releaseKind(this.frames(stackId))),
-  });
+  readonly holds: HoldTable;
   readonly busy = new Map<number, BusyPfn>();
   isolationTests = 0;
   failures = 0;
@@ -77,6 +75,15 @@ export class BlameAnalysis implements CaptureSink {
   /** The busy pfn of each task's last failed isolation, for the busy retry that follows it. */
   private readonly lastBusyByPid = new Map<number, number>();
   private readonly event: RefEvent = { type: 0, pfn: 0, tsNs: 0, val: 0, ret: 0, count: 0, mapcount: 0, flags: 0, mapping: 0, stackId: -1, pid: 0, tgid: 0, comm: 0 };
+
+  /** `maxPfns`: pages in the hold table at most (--max-pfns); pages with nothing outstanding are evicted first. */
+  constructor(maxPfns = DEFAULT_MAX_PFNS) {
+    const hints = {
+      takes: (stackId: number) => cached(this.takesKind, stackId, () => referenceKind(this.frames(stackId))),
+      releases: (stackId: number) => cached(this.releasesKind, stackId, () => releaseKind(this.frames(stackId))),
+    };
+    this.holds = new HoldTable(1 << 14, hints, maxPfns);
+  }
 
   header(header: CaptureHeader): void {
     this.captureHeader = header;

@@ -3,7 +3,7 @@
 // culprits. This is the JSON contract of `pageref blame --json` (README).
 
 import { hexPfn } from '../report/capture-summary';
-import { captureLimits, samplingOf } from '../report/capture-limits';
+import { captureLimits, EvictedPfns, evictionLimit, samplingOf } from '../report/capture-limits';
 import { pfnSampledIn } from '../record/pfn-hash';
 import { BlameAnalysis, NO_HOLDER } from './blame-analysis';
 import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from './stack-kinds';
@@ -20,6 +20,8 @@ export interface BlameJson {
   truncated: string | null;
   /** What the capture could not see by how it was recorded (sampling, --aggregate, armed stacks): sentences. */
   limits: string[];
+  /** Pages the hold table forgot to stay within --max-pfns, and the references still outstanding on them (holders that may be missing). */
+  evicted: EvictedPfns & { outstandingRefs: number };
   /** How the capture was recorded, as far as it limits the verdict, and whether it holds raw kernel pointers. */
   recording: { stacksMode: string; samplePfn: number; sampleEvents: number; aggregated: boolean; rawPointers: boolean };
   busyPfns: {
@@ -87,6 +89,7 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
     .sort((a, b) => b.pages - a.pages || KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.failures - a.failures)
     .map(({ pfns: _pfns, ...entry }) => entry);
   const dropped = (analysis.lastCounters?.dropped ?? []).reduce((a, b) => a + b, 0);
+  const evicted = { maxPfns: analysis.holds.maxPfns, ...analysis.holds.evictions };
   return {
     kernel: analysis.captureHeader?.kernelRelease ?? '',
     failures: analysis.failures,
@@ -95,7 +98,8 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
     failedAllocations: analysis.cmaFailedAllocations,
     dropped,
     truncated: analysis.ending?.truncated ?? null,
-    limits: captureLimits(header, analysis.lastCounters),
+    limits: [...captureLimits(header, analysis.lastCounters), ...evictionLimit(evicted)],
+    evicted,
     recording: {
       stacksMode: header?.options?.stacksMode || (header?.options?.stacks ? 'all' : 'none'),
       samplePfn: sampling.pfn,

@@ -15,7 +15,8 @@ export function renderBlame(blame: BlameJson): string {
   if (blame.truncated) out.push(`WARNING: capture incomplete: ${blame.truncated}`);
   if (blame.recording.rawPointers) out.push(`WARNING: ${RAW_POINTERS_WARNING}`);
   if (blame.dropped > 0) out.push(`WARNING: ${blame.dropped} records were lost in the kernel: some holders may be missing`);
-  for (const limit of blame.limits) out.push(`Note: ${limit}.`);
+  for (const limit of blame.limits) out.push(limit.startsWith('evicted:') ? `WARNING: ${limit.replace(/^evicted: /, '')}.` : `Note: ${limit}.`);
+  if (blame.evicted.outstandingRefs > 0) out.push(`WARNING: ${blame.evicted.outstandingRefs} references still outstanding went with evicted pages: some holders may be missing`);
   const unsampled = blame.busyPfns.filter((b) => !b.sampled).length;
   if (unsampled > 0) out.push(`Note: ${unsampled} of the ${blame.busyPfns.length} busy pages are outside the pfn sample: their holders were not recorded.`);
   if (blame.failures === 0) {

@@ -18,13 +18,13 @@ export function blameOutput(analysis: BlameAnalysis, json: boolean): string {
   return json ? JSON.stringify(verdict, null, 2) + '\n' : renderBlame(verdict);
 }
 
-export function blameFile(path: string, json: boolean): string {
-  const analysis = new BlameAnalysis();
+export function blameFile(path: string, json: boolean, maxPfns: number): string {
+  const analysis = new BlameAnalysis(maxPfns);
   replayCapture(path, analysis);
   return blameOutput(analysis, json);
 }
 
-export async function blameLive(options: { durationSec?: number; bufferBytes: number; json: boolean; commandLine: string[] }): Promise<number> {
+export async function blameLive(options: { durationSec?: number; bufferBytes: number; json: boolean; maxPfns: number; commandLine: string[] }): Promise<number> {
   const tracer = (events: string[]): TracerOptions => ({
     events,
     ringBytes: options.bufferBytes,
@@ -46,7 +46,7 @@ export async function blameLive(options: { durationSec?: number; bufferBytes: nu
     process.stderr.write(`pageref blame: ${doctorFailureLine(doctor)}\n`);
     return 1;
   }
-  const analysis = new BlameAnalysis();
+  const analysis = new BlameAnalysis(options.maxPfns);
   const stop = stopOnSignals();
   try {
     await runLiveCapture(

@@ -3,6 +3,7 @@
 // CMA allocations fail, records it all with pageref inside the guest, and
 // reports on the capture here, ending with the blame: who held the pages.
 
+import { DEFAULT_MAX_PFNS } from '../holds/pfn-counters';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,9 +57,9 @@ export async function demoCommand(options: { kernel?: string; keep?: string }): 
     return 1;
   }
   const capture = join(outDir, 'demo.pgref');
-  process.stdout.write(reportCommand(capture, { json: false, top: 10 }));
+  process.stdout.write(reportCommand(capture, { json: false, top: 10, maxPfns: DEFAULT_MAX_PFNS }));
   process.stdout.write('\n');
-  process.stdout.write(blameFile(capture, false));
+  process.stdout.write(blameFile(capture, false, DEFAULT_MAX_PFNS));
   process.stderr.write(`pageref demo: capture kept in ${capture}\n`);
   return 0;
 }

@@ -17,6 +17,8 @@ export interface ExportArgs {
   perfetto?: string;
   /** --perfetto: pfns with a refcount track, at most. */
   pfnTracks: number;
+  /** --max-pfns: per-pfn state at most. */
+  maxPfns: number;
   force: boolean;
   json: boolean;
 }
@@ -33,14 +35,14 @@ export function exportCommand(args: ExportArgs): string {
   if (outputs.length === 0) throw new UsageError('export: say what to write: --pprof OUT.pb.gz or --perfetto OUT');
   for (const output of outputs) if (existsSync(output) && !args.force) throw new UsageError(`${output} exists; pass --force to replace it`);
   const sinks: CaptureSink[] = [];
-  const profile = args.pprof ? new HoldProfile() : undefined;
+  const profile = args.pprof ? new HoldProfile(args.maxPfns) : undefined;
   if (profile) sinks.push(profile);
   let trace: PerfettoTraceWriter | undefined;
   if (args.perfetto) {
     // A first read picks the pages worth a counter track; the second writes the trace as it reads.
-    const summary = new CaptureSummary();
+    const summary = new CaptureSummary(args.maxPfns);
     replayCapture(args.capture, summary);
-    trace = new PerfettoTraceWriter(args.perfetto, choosePfns(summary, args.pfnTracks), { force: args.force });
+    trace = new PerfettoTraceWriter(args.perfetto, choosePfns(summary, args.pfnTracks), { force: args.force, maxPfns: args.maxPfns });
     sinks.push(trace);
   }
   try {

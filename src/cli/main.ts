@@ -68,8 +68,9 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .argument('<file>', 'capture file')
     .option('--json', 'print JSON (the contract is in the README)')
     .addOption(new Option('--top <n>', 'rows of pages to show').default(20).argParser((v) => parseInteger(v, '--top')))
-    .action((file: string, options: { json?: boolean; top: number }) => {
-      process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top }));
+    .addOption(maxPfnsOption())
+    .action((file: string, options: { json?: boolean; top: number; maxPfns: number }) => {
+      process.stdout.write(reportCommand(file, { json: Boolean(options.json), top: options.top, maxPfns: options.maxPfns }));
     });
 
   program
@@ -104,9 +105,10 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .addOption(new Option('--pfn-tracks <n>', '--perfetto: pfns with a refcount track, at most').default(DEFAULT_PFN_TRACKS).argParser((v) => parseInteger(v, '--pfn-tracks')))
     .option('--json', 'print what was written as JSON (the contract is in the README)')
     .option('-f, --force', 'replace output files that exist')
-    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; json?: boolean; force?: boolean }) => {
+    .addOption(maxPfnsOption())
+    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; maxPfns: number; json?: boolean; force?: boolean }) => {
       process.stdout.write(
-        exportCommand({ capture: file, pprof: options.pprof, perfetto: options.perfetto, pfnTracks: options.pfnTracks, json: Boolean(options.json), force: Boolean(options.force) }),
+        exportCommand({ capture: file, pprof: options.pprof, perfetto: options.perfetto, pfnTracks: options.pfnTracks, maxPfns: options.maxPfns, json: Boolean(options.json), force: Boolean(options.force) }),
       );
     });
 
@@ -117,13 +119,14 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .option('-d, --duration <seconds>', 'live: stop recording after this many seconds (default: until Ctrl-C)', (v) => parseSeconds(v, '--duration'))
     .option('--json', 'print JSON (the contract is in the README)')
     .option('--buffer-size <bytes>', 'live: ring buffer size, a power of two (default 16M)', (v) => parseBytes(v, '--buffer-size'))
-    .action(async (file: string | undefined, options: { duration?: number; json?: boolean; bufferSize?: number }) => {
+    .addOption(maxPfnsOption())
+    .action(async (file: string | undefined, options: { duration?: number; json?: boolean; bufferSize?: number; maxPfns: number }) => {
       if (file !== undefined && (options.duration !== undefined || options.bufferSize !== undefined)) {
         throw new UsageError('--duration and --buffer-size are for live blame, not for a capture file');
       }
-      if (file !== undefined) process.stdout.write(blameFile(file, Boolean(options.json)));
+      if (file !== undefined) process.stdout.write(blameFile(file, Boolean(options.json), options.maxPfns));
       else {
-        const live = { durationSec: options.duration, bufferBytes: options.bufferSize ?? DEFAULT_BUFFER_BYTES, json: Boolean(options.json) };
+        const live = { durationSec: options.duration, bufferBytes: options.bufferSize ?? DEFAULT_BUFFER_BYTES, json: Boolean(options.json), maxPfns: options.maxPfns };
         setExit(await blameLive({ ...live, commandLine: ['pageref', ...argv.slice(2)] }));
       }
     });
@@ -141,6 +144,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .option('--sort <column>', 'sort column of that view (as the s key cycles them)')
       .option('--filter <words>', 'show only pfn ranges, pfns or comms (as the / key)', parseFilterOption)
       .addOption(new Option('--rows <n>', 'batch and JSON: rows per view').default(DEFAULT_TOP_ROWS).argParser((v) => parseCount(v, '--rows'))),
+    { userTables: true },
   ).action(async (options, command: Command) => {
     const live = TRACE_OPTION_NAMES.filter((name) => command.getOptionValueSource(name) === 'cli');
     setExit(
@@ -169,7 +173,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .option('--all-pfns', 'trace the page_ref events of every pfn (default: only those of the CMA areas, as --cma)')
       .addOption(new Option('--culprits <n>', 'culprit stack series on /metrics, at most').default(DEFAULT_CULPRIT_SERIES).argParser((v) => parseCount(v, '--culprits')))
       .option('--log <file>', 'append log lines to FILE (SIGHUP reopens it) instead of stderr'),
-    'armed',
+    { stacksDefault: 'armed' },
   ).action(async (options) => {
     if (options.allPfns && options.cma) throw new UsageError('--all-pfns and --cma contradict each other');
     const scope = traceScope(options);
@@ -194,8 +198,12 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
   return program;
 }
 
-/** The options of `record` that say what to trace and how much to keep; `top` and `serve` take the same. */
-function addTraceOptions(command: Command, stacksDefault: StacksMode = 'all'): Command {
+/**
+ * The options of `record` that say what to trace and how much to keep; `top` and `serve` take the same.
+ * `userTables`: the command keeps per-pfn tables that --max-pfns bounds too (record keeps none).
+ */
+function addTraceOptions(command: Command, settings: { stacksDefault?: StacksMode; userTables?: boolean } = {}): Command {
+  const { stacksDefault = 'all', userTables = false } = settings;
   return command
     .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
     .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
@@ -207,10 +215,25 @@ function addTraceOptions(command: Command, stacksDefault: StacksMode = 'all'): C
     .addOption(new Option('--sample-pfn <n>', 'keep 1 in N pfns (by a hash of the pfn): whole histories of fewer pages').default(1).argParser((v) => parseCount(v, '--sample-pfn')))
     .addOption(new Option('--sample-events <n>', 'keep 1 in N page_ref events').default(1).argParser((v) => parseCount(v, '--sample-events')))
     .option('--aggregate', 'no per-event page_ref records: per-pfn totals kept in the kernel, read every second (isolation and CMA events are still recorded)')
-    .addOption(new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS).argParser((v) => parseCount(v, '--max-pfns')))
+    .addOption(
+      userTables
+        ? maxPfnsOption('; --aggregate: also the kernel\'s per-pfn slots (24 bytes of kernel memory each)')
+        : new Option('--max-pfns <n>', '--aggregate: pfns with totals at most (24 bytes of kernel memory each)').default(DEFAULT_MAX_PFNS, '4M').argParser((v) => parseCount(v, '--max-pfns')),
+    )
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
     .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
     .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default('auto').argParser(parseAttachMode));
+}
+
+/**
+ * --max-pfns: what bounds every per-pfn table, so that a huge host cannot
+ * exhaust memory; beyond it the least recently touched pfns are evicted and
+ * counted, and every command shows the count.
+ */
+function maxPfnsOption(more = ''): Option {
+  return new Option('--max-pfns <n>', `pfns with per-pfn state at most; beyond, the least recently touched are evicted, and counted${more}`)
+    .default(DEFAULT_MAX_PFNS, '4M')
+    .argParser((v) => parseCount(v, '--max-pfns'));
 }
 
 /** Commander's names (camel case) of the options addTraceOptions adds. */

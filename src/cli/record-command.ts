@@ -11,6 +11,7 @@ import { CmaAreasError, pfnLimit, readCmaAreas } from '../kernel/memory';
 import { AttachMode, BpfError, MAX_PFN_RANGES, PfnRange, StacksMode, TracerOptions, tracerOptionsProblem } from '../native/tracer';
 import type { EventName } from '../record/event-types';
 import { UsageError } from './arguments';
+import { DEFAULT_MAX_PFNS } from '../holds/pfn-counters';
 
 /** What to trace and how much of it to keep: shared by record and the live views. */
 export interface TraceScope {
@@ -46,8 +47,8 @@ export interface RecordArgs extends TraceScope {
 export const DEFAULT_BUFFER_BYTES = 16 << 20;
 export const DEFAULT_STACK_ENTRIES = 16384;
 export const DEFAULT_STACK_SAMPLE = 64;
-/** --aggregate's slots at most: 4 M pfns (16 GiB of memory), 96 MiB of kernel memory. */
-export const DEFAULT_MAX_PFNS = 1 << 22;
+/** --aggregate's slots at most (96 MiB of kernel memory at the default), and the user-space tables' pfns at most: one bound for both. */
+export { DEFAULT_MAX_PFNS };
 
 export const DEFAULT_SCOPE: Omit<TraceScope, 'bufferBytes'> = {
   pids: [],

@@ -59,8 +59,10 @@ export async function topCommand(args: TopArgs): Promise<number> {
     throw new UsageError(`--sort: "${args.sort}" is not a column of the ${args.view} view (${SORT_KEYS[args.view].join(', ')})`);
   }
   if (args.replay === undefined && args.speed !== undefined) throw new UsageError('--speed is for --replay');
-  if (args.replay !== undefined && args.traceOptionsGiven.length > 0) {
-    throw new UsageError(`${args.traceOptionsGiven.join(', ')}: options of live tracing, not of --replay (use --filter to show part of a capture)`);
+  // --max-pfns also bounds the user-space tables, so it applies to a replay too.
+  const liveOnly = args.traceOptionsGiven.filter((name) => name !== '--max-pfns');
+  if (args.replay !== undefined && liveOnly.length > 0) {
+    throw new UsageError(`${liveOnly.join(', ')}: options of live tracing, not of --replay (use --filter to show part of a capture)`);
   }
   const log = (line: string) => process.stderr.write(line + '\n');
   // The screen needs a terminal both ways; anything else is batch output, one snapshot unless told.
@@ -73,6 +75,7 @@ export async function topCommand(args: TopArgs): Promise<number> {
     sort: args.sort,
     filter: args.filter ?? NO_FILTER,
     rows: args.rows,
+    maxPfns: args.scope.maxPfns,
     write: (text) => process.stdout.write(text),
     log,
     tty: interactive ? { input: process.stdin as ReadStream, output: process.stdout as WriteStream } : undefined,

@@ -25,7 +25,8 @@ import { HoldTable, readRefEvent, RefEvent } from '../holds/hold-table';
 import { cmaAllocFailed, EventBatch, isolationFailed, NO_PFN } from '../record/event-batch';
 import { EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
-import { captureLimits } from '../report/capture-limits';
+import { captureLimits, evictionLimit } from '../report/capture-limits';
+import { DEFAULT_MAX_PFNS } from '../holds/pfn-counters';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { projectPath } from '../paths';
 
@@ -102,10 +103,7 @@ export class PerfettoTraceWriter implements CaptureSink {
   private readonly stackFrames = new Map<number, string[]>();
   private readonly takes = new Map<number, string>();
   private readonly releases = new Map<number, string>();
-  private readonly holds = new HoldTable(1 << 12, {
-    takes: (id) => memo(this.takes, id, () => referenceKind(this.stackFrames.get(id) ?? [])),
-    releases: (id) => memo(this.releases, id, () => releaseKind(this.stackFrames.get(id) ?? [])),
-  });
+  private readonly holds: HoldTable;
   private readonly event: RefEvent = { type: 0, pfn: 0, tsNs: 0, val: 0, ret: 0, count: 0, mapcount: 0, flags: 0, mapping: 0, stackId: -1, pid: 0, tgid: 0, comm: 0 };
   private readonly lastBusyByPid = new Map<number, number>();
   /** Threads inside a CMA allocation (a begun slice). */
@@ -117,9 +115,15 @@ export class PerfettoTraceWriter implements CaptureSink {
 
   /**
    * Creates the file (0600; an existing one only with `force`). `pfns` are
-   * the pages that get a refcount track, in the order they are shown.
+   * the pages that get a refcount track, in the order they are shown;
+   * `maxPfns` (--max-pfns) bounds the hold table.
    */
-  constructor(readonly path: string, private readonly pfns: number[], options: { force?: boolean } = {}) {
+  constructor(readonly path: string, private readonly pfns: number[], options: { force?: boolean; maxPfns?: number } = {}) {
+    const hints = {
+      takes: (id: number) => memo(this.takes, id, () => referenceKind(this.stackFrames.get(id) ?? [])),
+      releases: (id: number) => memo(this.releases, id, () => releaseKind(this.stackFrames.get(id) ?? [])),
+    };
+    this.holds = new HoldTable(1 << 12, hints, options.maxPfns ?? DEFAULT_MAX_PFNS);
     this.fd = createOutputFile(path, options.force === true);
     this.summary = { packets: 0, counterTracks: pfns.length, pfns: pfns.map(hex), threadTracks: 0, processTracks: 0, instants: 0, slices: 0, counterEvents: 0, reordered: 0, limits: [] };
   }
@@ -224,7 +228,7 @@ export class PerfettoTraceWriter implements CaptureSink {
   }
 
   private limits(end?: StreamEnd): string[] {
-    const limits = captureLimits(this.header_, this.counters_);
+    const limits = [...captureLimits(this.header_, this.counters_), ...evictionLimit({ maxPfns: this.holds.maxPfns, ...this.holds.evictions })];
     const dropped = (this.counters_?.dropped ?? []).reduce((a, b) => a + b, 0);
     if (dropped > 0) limits.push(`${dropped} records were dropped by the kernel (ring buffer full)`);
     if (end?.truncated) limits.push(`the capture was cut short: ${end.truncated}`);

@@ -26,7 +26,8 @@ import { referenceDelta } from '../holds/reference-delta';
 import type { EventBatch } from '../record/event-batch';
 import { EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
-import { captureLimits, samplingOf } from '../report/capture-limits';
+import { captureLimits, evictionLimit, samplingOf } from '../report/capture-limits';
+import { DEFAULT_MAX_PFNS } from '../holds/pfn-counters';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 
 export type Role = 'holder' | 'releaser';
@@ -55,7 +56,7 @@ export interface PprofSummary {
 const NO_STACK_FRAME = '[no stack]';
 
 export class HoldProfile implements CaptureSink {
-  private readonly blame = new BlameAnalysis();
+  private readonly blame: BlameAnalysis;
   private readonly groups = new Map<string, Group>();
   private strings: StringTable | undefined;
   private header_: CaptureHeader | undefined;
@@ -64,6 +65,11 @@ export class HoldProfile implements CaptureSink {
   private aggregatedEvents = 0;
   private firstNs = Infinity;
   private lastNs = 0;
+
+  /** `maxPfns` (--max-pfns): pages in the hold table at most. */
+  constructor(maxPfns = DEFAULT_MAX_PFNS) {
+    this.blame = new BlameAnalysis(maxPfns);
+  }
 
   header(header: CaptureHeader): void {
     this.header_ = header;
@@ -158,6 +164,7 @@ export class HoldProfile implements CaptureSink {
       `pageref hold profile of ${header?.source === 'live' ? 'a live capture' : header?.source ?? 'a capture'}, kernel ${header?.kernelRelease ?? 'unknown'}`,
       'holder, held_at=end: references taken (pages and references still held at the end of the capture; events: gets); holder, held_at=failure: references on busy pages when isolation failed (events: failures); releaser: references dropped (events: puts)',
       ...captureLimits(header, this.counters_),
+      ...evictionLimit({ maxPfns: this.blame.holds.maxPfns, ...this.blame.holds.evictions }),
     ];
     if (this.aggregatedEvents > 0) lines.push(`${this.aggregatedEvents} page_ref events were summed per pfn in the kernel and have no stack: they are not in this profile`);
     const dropped = (this.counters_?.dropped ?? []).reduce((a, b) => a + b, 0);

@@ -21,7 +21,12 @@
 // outstanding drop references taken before tracing began ("untracked").
 //
 // Memory is bounded per page: at most MAX_HOLDS_PER_PFN outstanding gets are
-// kept; beyond that the oldest is folded into the untracked count.
+// kept; beyond that the oldest is folded into the untracked count. Pages are
+// bounded too (--max-pfns): a new page past the bound evicts an eighth of
+// it at once, pages with nothing outstanding first, the least recently
+// touched first, so what blame is about (pages still held) goes last. One
+// scan and one sort of times per eviction: a few operations per new page,
+// amortised, and none for an event on a page already tracked.
 
 import type { EventBatch } from '../record/event-batch';
 import { EventType } from '../record/event-types';
@@ -44,6 +49,14 @@ export interface PairingHints {
 const NO_HINTS: PairingHints = { takes: () => '', releases: () => '' };
 
 const NONE = -1;
+
+/** What eviction took away, in total: pages, their events, and the references still outstanding on them. */
+export interface HoldEvictions {
+  pfns: number;
+  events: number;
+  /** Outstanding references forgotten with their pages (a later put of them counts as untracked). */
+  outstandingRefs: number;
+}
 
 /** One outstanding reference, as reported. */
 export interface Hold {
@@ -117,10 +130,22 @@ export class HoldTable {
   private cols: PageColumns;
   // Outstanding gets: a pool of hold records, linked per page, oldest first.
   private readonly hold = new HoldPool();
+  private readonly evicted: HoldEvictions = { pfns: 0, events: 0, outstandingRefs: 0 };
 
-  constructor(initialCapacity = 1 << 14, private readonly hints: PairingHints = NO_HINTS) {
-    this.index = new PfnIndex(initialCapacity);
+  /** `maxPfns`: pages tracked at most (--max-pfns); Infinity for no bound. */
+  constructor(
+    initialCapacity = 1 << 14,
+    private readonly hints: PairingHints = NO_HINTS,
+    readonly maxPfns = Infinity,
+  ) {
+    if (!(maxPfns >= 1)) throw new RangeError(`maxPfns is at least 1, not ${maxPfns}`);
+    this.index = new PfnIndex(Math.min(initialCapacity, maxPfns));
     this.cols = new PageColumns();
+  }
+
+  /** What eviction has taken away so far (a copy). */
+  get evictions(): HoldEvictions {
+    return { ...this.evicted };
   }
 
   get size(): number {
@@ -140,6 +165,7 @@ export class HoldTable {
     if (c.events[slot] === 0) {
       c.firstNs[slot] = e.tsNs;
       c.lifeStartNs[slot] = e.tsNs;
+      if (this.index.size > this.maxPfns) this.evict(slot);
     }
     c.events[slot]++;
     c.lastNs[slot] = e.tsNs;
@@ -203,7 +229,7 @@ export class HoldTable {
    */
   forEachHold(visit: (pfn: number, stackId: number, tgid: number, comm: number, refs: number, takenNs: number) => void): void {
     const { cols: c, hold } = this;
-    for (let slot = 0; slot < this.index.size; slot++) {
+    for (let slot = 0; slot < this.index.rowLimit; slot++) {
       if (c.head[slot] === NONE) continue;
       const pfn = this.index.pfnOf(slot);
       for (let h = c.head[slot]; h !== NONE; h = hold.next[h]) visit(pfn, hold.stackId[h], hold.tgid[h], hold.comm[h], hold.refs[h], hold.takenNs[h]);
@@ -234,6 +260,46 @@ export class HoldTable {
   /** Bytes held by the table's typed arrays (for the benchmarks). */
   get bytes(): number {
     return this.index.bytes + this.cols.bytes + this.hold.bytes;
+  }
+
+  /** Evicts an eighth of the bound's pages (at least one), never `keep`: the policy at the top of this file. */
+  private evict(keep: number): void {
+    const c = this.cols;
+    let need = Math.max(1, this.index.size - Math.floor((this.maxPfns * 7) / 8));
+    for (const holding of [false, true]) {
+      const times: number[] = [];
+      for (let row = 0; row < this.index.rowLimit; row++) {
+        if (row !== keep && this.index.pfnOf(row) !== NONE && (c.head[row] !== NONE) === holding) times.push(c.lastNs[row]);
+      }
+      if (times.length === 0) continue;
+      const sorted = Float64Array.from(times).sort();
+      const threshold = sorted[Math.min(need, sorted.length) - 1];
+      // Strictly older than the threshold first, then rows at it until enough.
+      for (const atThreshold of [false, true]) {
+        for (let row = 0; row < this.index.rowLimit && need > 0; row++) {
+          if (row === keep || this.index.pfnOf(row) === NONE || (c.head[row] !== NONE) !== holding) continue;
+          if (atThreshold ? c.lastNs[row] !== threshold : c.lastNs[row] >= threshold) continue;
+          this.drop(row);
+          need--;
+        }
+      }
+      if (need === 0) return;
+    }
+  }
+
+  private drop(row: number): void {
+    const c = this.cols;
+    this.evicted.pfns++;
+    this.evicted.events += c.events[row];
+    for (let h = c.head[row]; h !== NONE; h = this.hold.next[h]) this.evicted.outstandingRefs += this.hold.refs[h];
+    this.hold.freeAll(c, row);
+    this.index.remove(this.index.pfnOf(row));
+    // A reused row starts as a new page does (apply sets the rest at its first event).
+    c.gets[row] = 0;
+    c.puts[row] = 0;
+    c.events[row] = 0;
+    c.untrackedPuts[row] = 0;
+    c.choices[row] = 0;
   }
 
   private cancel(slot: number, tgid: number, releases: string, refs: number, cancelled: Hold[] | undefined): void {

@@ -33,6 +33,14 @@
 //                              page never reads as untracked.
 //   20  int32    lastCount     refcount at the newest event
 //   24  int32    lastMapcount
+//
+// Bounded (--max-pfns): past `maxPfns` tracked pfns, or past the memory
+// their chunks would take a quarter full (4 times the dense cost, 118 bytes
+// per pfn of the bound; pfns far apart cost a chunk and a region each, and
+// fewer of them fit), whole chunks are evicted, those whose newest event is
+// oldest, until an eighth of the budget is free. One scan of every row per
+// eviction, so amortised over an eighth of the budget's new pfns it costs a
+// few row reads each; events on tracked pfns never pay for it.
 
 import { topN } from './top-n';
 
@@ -67,6 +75,22 @@ const REGION_BYTES = CHUNKS_PER_REGION * 8 + 64;
 
 type Region = (DataView | undefined)[];
 
+/** A chunk holds 256 pfns; the memory budget allows a chunk per this many pfns of --max-pfns (a quarter full on average). */
+const PFNS_PER_BUDGET_CHUNK = CHUNK_PFNS / 4;
+/** The budget is never below this many chunks, each in a region of its own: eviction must leave room to work. */
+const MIN_BUDGET_CHUNKS = 8;
+
+/** --max-pfns by default: 4 M pfns, 16 GiB of memory; 118 MiB of PfnCounters dense (29.5 bytes each). */
+export const DEFAULT_MAX_PFNS = 1 << 22;
+
+/** What eviction took away, in total: pfns, and the events and references counted on them. */
+export interface Evictions {
+  pfns: number;
+  events: number;
+  gets: number;
+  puts: number;
+}
+
 /** One tracked pfn. */
 export interface PfnRow {
   pfn: number;
@@ -86,6 +110,25 @@ export class PfnCounters {
   private regionCount = 0;
   private tracked = 0;
   private chunks = 0;
+  /** Every chunk and its number (pfn >> 8), for eviction's scan; order is of allocation. */
+  private chunkViews: DataView[] = [];
+  private chunkNumbers: number[] = [];
+  /** Chunks per region key, to free a region whose last chunk goes. */
+  private readonly regionChunks = new Map<number, number>();
+  private readonly maxBytes: number;
+  private readonly evicted: Evictions = { pfns: 0, events: 0, gets: 0, puts: 0 };
+
+  /** `maxPfns`: tracked pfns at most (--max-pfns); Infinity for no bound. */
+  constructor(readonly maxPfns = Infinity) {
+    if (!(maxPfns >= 1)) throw new RangeError(`maxPfns is at least 1, not ${maxPfns}`);
+    // The directory's near array is at most 16,384 slots (128 KiB): left out of the budget.
+    this.maxBytes = Math.max(Math.ceil(maxPfns / PFNS_PER_BUDGET_CHUNK) * (CHUNK_BYTES + CHUNK_OBJECT_BYTES), MIN_BUDGET_CHUNKS * (CHUNK_BYTES + CHUNK_OBJECT_BYTES + REGION_BYTES));
+  }
+
+  /** What eviction has taken away so far (a copy). */
+  get evictions(): Evictions {
+    return { ...this.evicted };
+  }
 
   /** Distinct pfns with at least one event. */
   get size(): number {
@@ -94,7 +137,11 @@ export class PfnCounters {
 
   /** Memory held by the table: chunks, their objects, and the directory. */
   get bytes(): number {
-    return this.chunks * (CHUNK_BYTES + CHUNK_OBJECT_BYTES) + this.regionCount * REGION_BYTES + this.nearRegions.length * 8;
+    return this.budgetedBytes() + this.nearRegions.length * 8;
+  }
+
+  private budgetedBytes(): number {
+    return this.chunks * (CHUNK_BYTES + CHUNK_OBJECT_BYTES) + this.regionCount * REGION_BYTES;
   }
 
   /**
@@ -115,7 +162,7 @@ export class PfnCounters {
     const chunk = this.chunkOf(pfnLo, pfnHi);
     const at = (pfnLo & CHUNK_MASK) * ROW_BYTES;
     const events = chunk.getUint32(at + EVENTS, true);
-    if (events === 0) this.tracked++;
+    if (events === 0) this.admit(chunk);
     if (events === 0 || tsNs >= chunk.getFloat64(at + LAST_NS, true)) {
       chunk.setFloat64(at + LAST_NS, tsNs, true);
       chunk.setInt32(at + LAST_COUNT, count, true);
@@ -181,7 +228,7 @@ export class PfnCounters {
     const chunk = this.chunkOf(lo, hi);
     const at = (lo & CHUNK_MASK) * ROW_BYTES;
     const before = chunk.getUint32(at + EVENTS, true);
-    if (before === 0) this.tracked++;
+    if (before === 0) this.admit(chunk);
     if (before === 0 || tsNs >= chunk.getFloat64(at + LAST_NS, true)) {
       chunk.setFloat64(at + LAST_NS, tsNs, true);
       chunk.setInt32(at + LAST_COUNT, count, true);
@@ -193,6 +240,96 @@ export class PfnCounters {
     chunk.setUint32(at + PUTS, chunk.getUint32(at + PUTS, true) + puts, true);
   }
 
+  /** Counts a new pfn in `chunk`; evicts other chunks when over budget. */
+  private admit(chunk: DataView): void {
+    this.tracked++;
+    if (this.tracked > this.maxPfns || this.budgetedBytes() > this.maxBytes) this.evict(chunk);
+  }
+
+  /**
+   * Frees the chunks whose newest event is oldest until an eighth of the
+   * budget (pfns and bytes) is free; never `keep`, the chunk being written.
+   */
+  private evict(keep: DataView): void {
+    const count = this.chunkViews.length;
+    const newest = new Float64Array(count);
+    for (let c = 0; c < count; c++) {
+      const chunk = this.chunkViews[c];
+      // One read a row: an untracked row's time is 0 (never written, or
+      // cleared), which only makes a chunk of events before the capture's
+      // base look as new as its start. Reading `events` too cost 10 % more
+      // eviction time in the evicting pipeline benchmark (BENCHMARKS.md).
+      let latest = -Infinity;
+      for (let at = LAST_NS; at < CHUNK_BYTES; at += ROW_BYTES) {
+        const ns = chunk.getFloat64(at, true);
+        if (ns > latest) latest = ns;
+      }
+      newest[c] = chunk === keep ? Infinity : latest;
+    }
+    const order = Array.from({ length: count }, (_, c) => c).sort((a, b) => newest[a] - newest[b] || a - b);
+    const pfnTarget = this.maxPfns === Infinity ? Infinity : Math.floor((this.maxPfns * 7) / 8);
+    const byteTarget = (this.maxBytes * 7) / 8;
+    const gone = new Uint8Array(count);
+    for (const c of order) {
+      if (this.tracked <= pfnTarget && this.budgetedBytes() <= byteTarget) break;
+      if (this.chunkViews[c] === keep) break;
+      this.dropChunk(c);
+      gone[c] = 1;
+    }
+    const views: DataView[] = [];
+    const numbers: number[] = [];
+    for (let c = 0; c < count; c++) {
+      if (gone[c]) continue;
+      views.push(this.chunkViews[c]);
+      numbers.push(this.chunkNumbers[c]);
+    }
+    this.chunkViews = views;
+    this.chunkNumbers = numbers;
+    // A bound below a chunk's 256 rows: the rest comes out of `keep` row by
+    // row, oldest first. The row being admitted has no event yet, so it stays.
+    while (this.tracked > this.maxPfns) {
+      let oldest = -1;
+      for (let at = 0; at < CHUNK_BYTES; at += ROW_BYTES) {
+        if (keep.getUint32(at + EVENTS, true) !== 0 && (oldest < 0 || keep.getFloat64(at + LAST_NS, true) < keep.getFloat64(oldest + LAST_NS, true))) oldest = at;
+      }
+      this.evicted.pfns++;
+      this.evicted.events += keep.getUint32(oldest + EVENTS, true);
+      this.evicted.gets += keep.getUint32(oldest + GETS, true);
+      this.evicted.puts += keep.getUint32(oldest + PUTS, true);
+      new Uint8Array(keep.buffer, oldest, ROW_BYTES).fill(0);
+      this.tracked--;
+    }
+  }
+
+  private dropChunk(c: number): void {
+    const chunk = this.chunkViews[c];
+    let rows = 0;
+    for (let at = 0; at < CHUNK_BYTES; at += ROW_BYTES) {
+      const events = chunk.getUint32(at + EVENTS, true);
+      if (events === 0) continue;
+      rows++;
+      this.evicted.events += events;
+      this.evicted.gets += chunk.getUint32(at + GETS, true);
+      this.evicted.puts += chunk.getUint32(at + PUTS, true);
+    }
+    this.evicted.pfns += rows;
+    this.tracked -= rows;
+    this.chunks--;
+    const number = this.chunkNumbers[c];
+    const key = Math.floor(number / CHUNKS_PER_REGION);
+    const region = this.regionOf(key)!;
+    region[number % CHUNKS_PER_REGION] = undefined;
+    const left = this.regionChunks.get(key)! - 1;
+    if (left > 0) {
+      this.regionChunks.set(key, left);
+      return;
+    }
+    this.regionChunks.delete(key);
+    if (key < NEAR_REGIONS) this.nearRegions[key] = undefined;
+    else this.farRegions.delete(key);
+    this.regionCount--;
+  }
+
   /** The chunk of the pfn hi:lo (uint32 words), allocated if new. */
   private chunkOf(lo: number, hi: number): DataView {
     // Near regions are indexed with int32 arithmetic: the same index computed
@@ -201,7 +338,7 @@ export class PfnCounters {
       (hi < NEAR_HI ? this.nearRegions[(hi << (32 - REGION_SHIFT)) | (lo >>> REGION_SHIFT)] : this.farRegions.get(hi * REGIONS_PER_2_32 + (lo >>> REGION_SHIFT))) ??
       this.newRegion(lo, hi);
     const index = (lo >>> CHUNK_SHIFT) & (CHUNKS_PER_REGION - 1);
-    return region[index] ?? this.newChunk(region, index);
+    return region[index] ?? this.newChunk(region, index, hi * REGIONS_PER_2_32 + (lo >>> REGION_SHIFT));
   }
 
   private regionOf(key: number): Region | undefined {
@@ -224,9 +361,13 @@ export class PfnCounters {
     return region;
   }
 
-  private newChunk(region: Region, index: number): DataView {
+  private newChunk(region: Region, index: number, key: number): DataView {
     this.chunks++;
-    return (region[index] = new DataView(new ArrayBuffer(CHUNK_BYTES)));
+    const chunk = (region[index] = new DataView(new ArrayBuffer(CHUNK_BYTES)));
+    this.chunkViews.push(chunk);
+    this.chunkNumbers.push(key * CHUNKS_PER_REGION + index);
+    this.regionChunks.set(key, (this.regionChunks.get(key) ?? 0) + 1);
+    return chunk;
   }
 }
 

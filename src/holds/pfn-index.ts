@@ -2,7 +2,9 @@
 // arrays. V8's Map stops at 2^24 entries (a 64 GiB host has 16.8 M pages)
 // and costs far more per entry; this is an open-addressing hash over typed
 // arrays. Rows are numbered 0, 1, 2... in order of first sight, so column
-// arrays only ever grow at the end and never move on a rehash.
+// arrays only ever grow at the end and never move on a rehash. A removed
+// pfn's row is handed to the next new pfn, so rows stay below the most pfns
+// held at once; `rowLimit` is where row numbers end.
 
 const EMPTY = -1;
 
@@ -11,6 +13,9 @@ export class PfnIndex {
   private rows: Int32Array;
   private pfns: Float64Array;
   private count = 0;
+  /** Rows handed out, removed ones included. */
+  private rowsUsed = 0;
+  private freeRows: number[] = [];
 
   constructor(initialCapacity = 1 << 14) {
     const capacity = 1 << Math.ceil(Math.log2(Math.max(16, initialCapacity * 2)));
@@ -22,6 +27,11 @@ export class PfnIndex {
   /** Distinct pfns. */
   get size(): number {
     return this.count;
+  }
+
+  /** Row numbers are below this (rows of removed pfns among them, their pfnOf -1). */
+  get rowLimit(): number {
+    return this.rowsUsed;
   }
 
   /** The row of `pfn`, or -1. */
@@ -43,13 +53,44 @@ export class PfnIndex {
           this.grow();
           return this.rowOf(pfn);
         }
-        const row = this.count++;
+        const row = this.freeRows.length > 0 ? this.freeRows.pop()! : this.rowsUsed++;
+        this.count++;
         this.keys[slot] = pfn;
         this.rows[slot] = row;
         this.pfns[row] = pfn;
         return row;
       }
     }
+  }
+
+  /**
+   * Forgets `pfn`; its row goes to a later new pfn. Linear probing has no
+   * tombstones here: the entries after the hole in its probe run are moved
+   * back into it where their home slot allows (Knuth's algorithm R), so
+   * `find` still stops at the first empty slot.
+   */
+  remove(pfn: number): boolean {
+    const mask = this.keys.length - 1;
+    let hole = hashPfn(pfn) & mask;
+    while (this.keys[hole] !== pfn) {
+      if (this.keys[hole] === EMPTY) return false;
+      hole = (hole + 1) & mask;
+    }
+    const row = this.rows[hole];
+    this.pfns[row] = EMPTY;
+    this.freeRows.push(row);
+    this.count--;
+    for (let slot = (hole + 1) & mask; this.keys[slot] !== EMPTY; slot = (slot + 1) & mask) {
+      const home = hashPfn(this.keys[slot]) & mask;
+      // Move back unless its home lies cyclically in (hole, slot].
+      const stays = hole <= slot ? home > hole && home <= slot : home > hole || home <= slot;
+      if (stays) continue;
+      this.keys[hole] = this.keys[slot];
+      this.rows[hole] = this.rows[slot];
+      hole = slot;
+    }
+    this.keys[hole] = EMPTY;
+    return true;
   }
 
   pfnOf(row: number): number {
@@ -65,10 +106,11 @@ export class PfnIndex {
     this.keys = new Float64Array(capacity).fill(EMPTY);
     this.rows = new Int32Array(capacity);
     const pfns = new Float64Array(capacity / 2);
-    pfns.set(this.pfns.subarray(0, this.count));
+    pfns.set(this.pfns.subarray(0, this.rowsUsed));
     this.pfns = pfns;
     const mask = capacity - 1;
-    for (let row = 0; row < this.count; row++) {
+    for (let row = 0; row < this.rowsUsed; row++) {
+      if (pfns[row] === EMPTY) continue;
       let slot = hashPfn(pfns[row]) & mask;
       while (this.keys[slot] !== EMPTY) slot = (slot + 1) & mask;
       this.keys[slot] = pfns[row];

@@ -4,6 +4,20 @@
 
 import type { CaptureHeader, KernelCounters } from '../capture/schema';
 
+/** pfns a bounded per-pfn table (--max-pfns) forgot to stay within its bound, and the events they carried. */
+export interface EvictedPfns {
+  /** The bound the table was held to. */
+  maxPfns: number;
+  pfns: number;
+  events: number;
+}
+
+/** The sentence for evictions, or none when nothing was evicted. */
+export function evictionLimit(evicted: EvictedPfns): string[] {
+  if (evicted.pfns === 0) return [];
+  return [`evicted: ${evicted.pfns} pfns (${evicted.events} events) were forgotten to keep per-pfn state within --max-pfns ${evicted.maxPfns}, the least recently touched first; their totals are missing below`];
+}
+
 export interface Sampling {
   /** --sample-pfn: 1 in N pfns kept (1: all). */
   pfn: number;

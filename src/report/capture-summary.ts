@@ -2,18 +2,18 @@
 // isolation and CMA outcomes, and keeps the kernel's own counters.
 
 import type { CaptureHeader, KernelCounters, PfnCounts } from '../capture/schema';
-import { captureLimits, Sampling, samplingOf } from './capture-limits';
+import { captureLimits, EvictedPfns, evictionLimit, Sampling, samplingOf } from './capture-limits';
 import { cmaAllocFailed, EventBatch, isolationFailed } from '../record/event-batch';
 import { EVENT_COUNT, EVENT_NAMES, EventName, EventType, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
-import { PfnCounters, PfnRow } from '../holds/pfn-counters';
+import { DEFAULT_MAX_PFNS, PfnCounters, PfnRow } from '../holds/pfn-counters';
 import { referenceDelta } from '../holds/reference-delta';
 
 export class CaptureSummary implements CaptureSink {
   capturedHeader: CaptureHeader | undefined;
   readonly eventsByType = new Float64Array(EVENT_COUNT);
-  readonly pfns = new PfnCounters();
+  readonly pfns: PfnCounters;
   lastCounters: KernelCounters | undefined;
   ending: StreamEnd | undefined;
   isolationTests = 0;
@@ -26,6 +26,11 @@ export class CaptureSummary implements CaptureSink {
   lastTsNs = -Infinity;
   /** page_ref events that came as per-pfn sums (--aggregate), not records. */
   aggregatedEvents = 0;
+
+  /** `maxPfns`: pfns with totals at most (--max-pfns); beyond, the least recently touched are evicted and counted. */
+  constructor(maxPfns = DEFAULT_MAX_PFNS) {
+    this.pfns = new PfnCounters(maxPfns);
+  }
 
   header(header: CaptureHeader): void {
     this.capturedHeader = header;
@@ -123,8 +128,10 @@ export interface ReportJson {
       recursionMisses: number;
     }
   > | null;
-  /** Distinct pfns with page_ref events. */
+  /** Distinct pfns with page_ref events, as tracked at the end (evicted ones not among them). */
   pfns: number;
+  /** pfns whose totals were evicted to stay within --max-pfns, with the events and references they had. */
+  evicted: EvictedPfns & { gets: number; puts: number };
   isolation: { tests: number; failures: number; busyPfns: { pfn: string; failures: number }[] };
   cma: { allocations: number; failedAllocations: number; busyRetries: number; releases: number };
   /** Pages with the most references outstanding, then the most events. */
@@ -146,6 +153,7 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
   const events = Object.fromEntries(EVENT_NAMES.map((name, type) => [name, summary.eventsByType[type]])) as Record<EventName, number>;
   const sum = (values: number[] | undefined) => (values ?? []).reduce((a, b) => a + b, 0);
   const sampling = samplingOf(header);
+  const evicted = { maxPfns: summary.pfns.maxPfns, ...summary.pfns.evictions };
   const keptPageRefEvents = EVENT_NAMES.reduce((total, _name, type) => total + (isPageRefEvent(type) ? summary.eventsByType[type] : 0), 0) + summary.aggregatedEvents;
   return {
     kernel: { release: header.kernelRelease, version: header.kernelVersion, machine: header.machine },
@@ -164,7 +172,7 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
       rawPointers: header.rawPointers === true,
     },
     sampling,
-    limits: captureLimits(header, counters),
+    limits: [...captureLimits(header, counters), ...evictionLimit(evicted)],
     events,
     aggregatedEvents: summary.aggregatedEvents,
     estimatedPageRefEvents: sampling.estimated ? keptPageRefEvents * sampling.scale : null,
@@ -189,6 +197,7 @@ export function reportJson(summary: CaptureSummary, top: number): ReportJson {
         ) as ReportJson['kernelCounters'])
       : null,
     pfns: summary.pfns.size,
+    evicted,
     isolation: {
       tests: summary.isolationTests,
       failures: summary.isolationFailures,

@@ -14,7 +14,7 @@ export function renderReport(report: ReportJson): string {
   const total = Object.values(report.events).reduce((a, b) => a + b, 0);
   lines.push(`${total} records, ${report.pfns} distinct pfns, stacks ${c.stacksMode}${c.stopReason ? `, stopped by ${c.stopReason}` : ''}`);
   if (report.aggregatedEvents > 0) lines.push(`${report.aggregatedEvents} page_ref events summed per pfn in the kernel (--aggregate)`);
-  for (const limit of report.limits) lines.push(`note: ${limit}`);
+  for (const limit of report.limits) lines.push(`${limit.startsWith('evicted:') ? 'EVICTED' : 'note'}: ${limit.replace(/^evicted: /, '')}`);
   if (report.estimatedPageRefEvents !== null) lines.push(`ESTIMATE: about ${report.estimatedPageRefEvents} page_ref events on all pages (the sample's ${report.estimatedPageRefEvents / report.sampling.scale} times ${report.sampling.scale})`);
   lines.push(report.dropped > 0 ? `DROPPED: ${report.dropped} records were lost (ring buffer full): counts below are incomplete` : 'dropped: 0');
   if (report.kernelCounters) {

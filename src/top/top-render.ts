@@ -145,7 +145,7 @@ function headerLines(h: TopHeader, width: number): string[] {
     `Isolation failures ${count(h.isolationFailures)} (${rate(h.isolationFailuresPerSec)}/s)`,
     `CMA retries ${count(h.cmaRetries)} (${rate(h.cmaRetriesPerSec)}/s)`,
     `failed allocs ${count(h.failedAllocations)}`,
-    `Pfns ${count(h.pfns)}`,
+    `Pfns ${count(h.pfns)}${h.evictedPfns + h.evictedHoldPfns + h.evictedRatePfns > 0 ? ` evicted ${count(h.evictedPfns)}/${count(h.evictedHoldPfns)} held/${count(h.evictedRatePfns)} rates (max ${count(h.maxPfns)}) !` : ''}`,
     `Ring ${h.ringFill === null ? 'n/a' : fillPercent(h.ringFill)}`,
     `stacks ${h.stacksMode}${h.aggregated ? ', aggregated' : ''}`,
   ];

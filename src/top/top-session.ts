@@ -34,6 +34,8 @@ export interface TopOptions {
   filter: TopFilter;
   /** Rows per view in batch and JSON output. */
   rows: number;
+  /** --max-pfns: per-pfn state at most. */
+  maxPfns: number;
   /** Where batch and JSON output go (stdout). */
   write(text: string): void;
   /** stderr lines. */
@@ -52,7 +54,7 @@ interface SourceControl {
 }
 
 class TopSession {
-  readonly state = new TopState();
+  readonly state: TopState;
   private view: ViewState;
   private snapshot: Snapshot | undefined;
   private printed = 0;
@@ -67,6 +69,7 @@ class TopSession {
   source: SourceControl | undefined;
 
   constructor(private readonly options: TopOptions) {
+    this.state = new TopState(options.maxPfns);
     this.view = { ...initialView(options.view, options.sort), filter: options.filter };
     this.done = new Promise((resolve) => {
       this.finishing = resolve;

@@ -72,6 +72,15 @@ export interface TopHeader {
   cmaRetriesPerSec: number;
   failedAllocations: number;
   pfns: number;
+  /** --max-pfns, the bound of every per-pfn table. */
+  maxPfns: number;
+  /** pfns the totals (the pages view) evicted to stay within maxPfns. */
+  evictedPfns: number;
+  /** pfns the interval tables evicted: their GETS/s and PUTS/s are missing. */
+  evictedRatePfns: number;
+  /** Pages the hold table (holders, failures) evicted, and the references still outstanding on them. */
+  evictedHoldPfns: number;
+  evictedOutstandingRefs: number;
   dropped: number;
   droppedPerSec: number;
   /** The fullest the ring buffer was found before a drain in the interval, 0 to 1; null: no ring (a replay). */
@@ -260,6 +269,11 @@ function topHeader(state: TopState, info: SourceInfo): TopHeader {
     cmaRetriesPerSec: rates.busyRetriesPerSec,
     failedAllocations: state.analysis.cmaFailedAllocations,
     pfns: state.pfns.size,
+    maxPfns: state.maxPfns,
+    evictedPfns: state.pfns.evictions.pfns,
+    evictedRatePfns: state.rateEvictedPfns,
+    evictedHoldPfns: state.analysis.holds.evictions.pfns,
+    evictedOutstandingRefs: state.analysis.holds.evictions.outstandingRefs,
     dropped: state.dropped,
     droppedPerSec: rates.droppedPerSec,
     ringFill: rates.ringFill,

@@ -9,7 +9,7 @@
 import type { CaptureHeader, KernelCounters, PfnCounts, StackEntry } from '../capture/schema';
 import { BlameAnalysis } from '../blame/blame-analysis';
 import { ReferenceKind, referenceKind, tellingFrame } from '../blame/stack-kinds';
-import { PfnCounters } from '../holds/pfn-counters';
+import { DEFAULT_MAX_PFNS, PfnCounters } from '../holds/pfn-counters';
 import { referenceDelta } from '../holds/reference-delta';
 import type { EventBatch } from '../record/event-batch';
 import { EVENT_COUNT, isPageRefEvent } from '../record/event-types';
@@ -60,11 +60,11 @@ export interface IntervalRates {
 }
 
 export class TopState implements CaptureSink {
-  readonly analysis = new BlameAnalysis();
+  readonly analysis: BlameAnalysis;
   /** Totals per pfn since the session began. */
-  readonly pfns = new PfnCounters();
+  readonly pfns: PfnCounters;
   /** Per-pfn counts of the last finished interval: the rates' numerators. */
-  previous = new PfnCounters();
+  previous: PfnCounters;
   captureHeader: CaptureHeader | undefined;
   flagTable: readonly string[] | undefined;
   strings = new StringTable();
@@ -85,7 +85,9 @@ export class TopState implements CaptureSink {
     ringFill: null,
   };
 
-  private current = new PfnCounters();
+  private current: PfnCounters;
+  /** pfns the finished intervals' tables evicted (their rates are missing). */
+  private finishedIntervalsEvicted = 0;
   private readonly intervalByType = new Float64Array(EVENT_COUNT);
   private intervalAggregated = 0;
   private intervalStartNs = 0;
@@ -98,12 +100,26 @@ export class TopState implements CaptureSink {
   private readonly stackInfos = new Map<number, { frame: string; kind: ReferenceKind }>();
   private readonly histories = new Map<number, HistoryEvent[]>();
 
-  constructor() {
+  /**
+   * `maxPfns` (--max-pfns) bounds each per-pfn table: the totals, the
+   * hold table, and the interval's counts (which never hold more pfns than
+   * the totals see in an interval).
+   */
+  constructor(readonly maxPfns = DEFAULT_MAX_PFNS) {
+    this.analysis = new BlameAnalysis(maxPfns);
+    this.pfns = new PfnCounters(maxPfns);
+    this.previous = new PfnCounters(maxPfns);
+    this.current = new PfnCounters(maxPfns);
     // The holders view reads the stack groups the hold table keeps per event
     // (BENCHMARKS.md): grouping a million holds each frame took 44-83 ms, and
     // grouping them only at the first holders frame held the drains up for
     // 0.3 to 1.2 s on this machine.
     this.analysis.holds.stackGroups();
+  }
+
+  /** pfns the per-interval tables (the rates) evicted since the session began. */
+  get rateEvictedPfns(): number {
+    return this.finishedIntervalsEvicted + this.current.evictions.pfns;
   }
 
   header(header: CaptureHeader): void {
@@ -184,8 +200,9 @@ export class TopState implements CaptureSink {
       cpuPercent,
       ringFill,
     };
+    this.finishedIntervalsEvicted += this.current.evictions.pfns;
     this.previous = this.current;
-    this.current = new PfnCounters();
+    this.current = new PfnCounters(this.maxPfns);
     this.intervalByType.fill(0);
     this.intervalAggregated = 0;
     this.intervalStartNs = nowNs;

@@ -14,7 +14,7 @@
 import { cpus, loadavg } from 'node:os';
 import protobuf from 'protobufjs';
 import { HoldTable, readRefEvent, RefEvent } from '../../src/holds/hold-table';
-import { PfnCounters } from '../../src/holds/pfn-counters';
+import { DEFAULT_MAX_PFNS, PfnCounters } from '../../src/holds/pfn-counters';
 import { referenceDelta } from '../../src/holds/reference-delta';
 import { EventType, isPageRefEvent } from '../../src/record/event-types';
 import { RECORD_SIZE, RecordField as F } from '../../src/record/layout';
@@ -30,9 +30,12 @@ const BASELINE_RECORDS = 300_000;
 const MEMORY_PFNS = 10_000_000;
 const TOP_ROWS = 50;
 const TOP_RUNS = 5;
+/** --max-pfns for the evicting runs: a quarter of the batches' 1 M distinct pfns. */
+const EVICTING_MAX_PFNS = 1 << 18;
 
-function pagerefPipeline(batches: Uint8Array[]): { seconds: number; cpuSeconds: number; records: number; counters: PfnCounters } {
-  const counters = new PfnCounters();
+/** The commands' table: bounded by --max-pfns (the default holds all 1 M pfns; EVICTING_MAX_PFNS evicts). */
+function pagerefPipeline(batches: Uint8Array[], maxPfns = DEFAULT_MAX_PFNS): { seconds: number; cpuSeconds: number; records: number; counters: PfnCounters } {
+  const counters = new PfnCounters(maxPfns);
   const drained = new Uint8Array(BATCH_RECORDS * RECORD_SIZE);
   const started = process.hrtime.bigint();
   const cpuStarted = process.cpuUsage();
@@ -46,10 +49,10 @@ function pagerefPipeline(batches: Uint8Array[]): { seconds: number; cpuSeconds: 
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, cpuSeconds: (cpu.user + cpu.system) / 1e6, records, counters };
 }
 
-function holdTablePipeline(batches: Uint8Array[]): { seconds: number; records: number } {
+function holdTablePipeline(batches: Uint8Array[], maxPfns = DEFAULT_MAX_PFNS): { seconds: number; records: number; table: HoldTable } {
   const strings = new StringTable();
   const decoder = new RecordDecoder(strings, new PointerHasher(), 0n);
-  const table = new HoldTable();
+  const table = new HoldTable(1 << 14, undefined, maxPfns);
   const drained = new Uint8Array(BATCH_RECORDS * RECORD_SIZE);
   const e: RefEvent = { type: 0, pfn: 0, tsNs: 0, val: 0, ret: 0, count: 0, mapcount: 0, flags: 0, mapping: 0, stackId: 0, pid: 0, tgid: 0, comm: 0 };
   const started = process.hrtime.bigint();
@@ -63,7 +66,7 @@ function holdTablePipeline(batches: Uint8Array[]): { seconds: number; records: n
     }
     records += b.length;
   }
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, records };
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, records, table };
 }
 function baseline(batches: Uint8Array[]): { seconds: number; records: number } {
   const Record = new protobuf.Type('Record')
@@ -171,6 +174,8 @@ baseline(batches.slice(0, 8));
 const base = baseline(batches);
 holdTablePipeline(batches.slice(0, 16));
 const holds = holdTablePipeline(batches);
+const evicting = pagerefPipeline(batches, EVICTING_MAX_PFNS);
+const evictingHolds = holdTablePipeline(batches, EVICTING_MAX_PFNS);
 const result = {
   pipeline: {
     recordsPerSec: Math.round(median(rates)),
@@ -186,6 +191,12 @@ const result = {
     topNMs: Number(topMs(pageref.counters).toFixed(1)),
     holdTableRecordsPerSec: Math.round(holds.records / holds.seconds),
     holdTableBytesPerPfn: Math.round(holdTableBytesPerPfn()),
+    // The same passes bounded below the distinct pfns: what eviction costs when it runs.
+    evictingMaxPfns: EVICTING_MAX_PFNS,
+    evictingRecordsPerSec: Math.round(evicting.records / evicting.seconds),
+    evictedPfns: evicting.counters.evictions.pfns,
+    evictingHoldTableRecordsPerSec: Math.round(evictingHolds.records / evictingHolds.seconds),
+    holdTableEvictedPfns: evictingHolds.table.evictions.pfns,
   },
 };
 if (process.argv.includes('--json')) {
@@ -200,6 +211,7 @@ if (process.argv.includes('--json')) {
       `memory at ${MEMORY_PFNS / 1e6} M pfns: PfnCounters ${p.bytesPerPfn} bytes/pfn`,
       `top ${TOP_ROWS} of ${p.distinctPfns} pfns: ${p.topNMs} ms`,
       `hold table (decode, pairing for blame): ${(p.holdTableRecordsPerSec / 1e6).toFixed(2)} M records/s, ${p.holdTableBytesPerPfn} bytes/pfn`,
+      `evicting at --max-pfns ${p.evictingMaxPfns}: pipeline ${(p.evictingRecordsPerSec / 1e6).toFixed(2)} M records/s (${p.evictedPfns} pfns evicted), hold table ${(p.evictingHoldTableRecordsPerSec / 1e6).toFixed(2)} M records/s (${p.holdTableEvictedPfns} evicted)`,
       '',
     ].join('\n'),
   );
