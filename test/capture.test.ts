@@ -1,7 +1,8 @@
 import test from 'ava';
-import { existsSync, readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs';
 import { CaptureError, replayCapture } from '../src/capture/capture-reader';
 import { CaptureWriter } from '../src/capture/capture-writer';
+import { MAX_FRAME_SIZE } from '../src/capture/framing';
 import { CaptureSummary, reportJson } from '../src/report/capture-summary';
 import { EventType } from '../src/record/event-types';
 import { rawRecord } from './helpers/records';
@@ -251,4 +252,56 @@ test('record blocks of an unknown size, of torn records, with unknown event type
     writer.end({});
     t.throws(() => replayCapture(path, new CaptureSummary()), { instanceOf: CaptureError, message }, name);
   }
+});
+
+test('a frame that claims 2 GiB, or more than the file holds, is reported as torn without allocating what it claims', (t) => {
+  for (const [claim, message] of [[0x80000000, /frame length 2147483648 is not plausible/], [MAX_FRAME_SIZE - 1, /torn frame \(10 of 67108863 bytes\)/]] as const) {
+    const path = tempPath('claim.pgref');
+    const writer = new CaptureWriter(path);
+    writer.header(testHeader());
+    writer.end({});
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(claim, 0);
+    appendFileSync(path, Buffer.concat([head, Buffer.alloc(10)]));
+    // The reader allocates each frame with Buffer.allocUnsafe: the largest request is what a claim costs.
+    const allocUnsafe = Buffer.allocUnsafe;
+    let largest = 0;
+    Buffer.allocUnsafe = (size: number) => {
+      largest = Math.max(largest, size);
+      return allocUnsafe(size);
+    };
+    try {
+      const result = replayCapture(path, new CaptureSummary());
+      t.regex(result.truncated ?? '', message);
+    } finally {
+      Buffer.allocUnsafe = allocUnsafe;
+    }
+    t.true(largest < 4096, `allocated ${largest} bytes for a claim of ${claim}`);
+  }
+});
+
+test('a page_ref event whose pfn is outside [0, 2^52) is refused, in column batches and record blocks alike; a CMA event without a pfn still reads', (t) => {
+  const columns = tempPath('negative-pfn.pgref');
+  const writer = new CaptureWriter(columns);
+  writer.header(testHeader());
+  const strings = new StringTable();
+  const batch = new RecordDecoder(strings, null, 0n).decode(rawRecord({ type: EventType.PageRefMod, pfn: 0x1000n }), 96);
+  batch.pfn[0] = -4098; // what a flipped bit in a sint64 column made of pfn 0x1001
+  writer.events(batch, strings);
+  writer.end({});
+  t.throws(() => replayCapture(columns, new CaptureSummary()), { instanceOf: CaptureError, message: /an event batch has a page_ref_mod event of impossible pfn -4098/ });
+
+  const blocks = tempPath('huge-pfn.pgref');
+  const blockWriter = new CaptureWriter(blocks);
+  blockWriter.header(testHeader());
+  blockWriter.records(Buffer.concat([rawRecord({ type: EventType.CmaRelease, pfn: 0xffffffffffffffffn, name: 'reserved' }), rawRecord({ type: EventType.PageRefSet, pfn: 1n << 60n })]));
+  blockWriter.end({});
+  t.throws(() => replayCapture(blocks, new CaptureSummary()), { instanceOf: CaptureError, message: /a record block has a page_ref_set event of impossible pfn 1152921504606847000/ });
+
+  const cma = tempPath('cma.pgref');
+  const cmaWriter = new CaptureWriter(cma);
+  cmaWriter.header(testHeader());
+  cmaWriter.records(rawRecord({ type: EventType.CmaRelease, pfn: 0xffffffffffffffffn, name: 'reserved' }));
+  cmaWriter.end({});
+  t.notThrows(() => replayCapture(cma, new CaptureSummary()));
 });

@@ -1,9 +1,9 @@
 // Reads a capture file frame by frame and drives a CaptureSink with it, so a
 // capture of any size is read in constant memory (one frame at a time).
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { allocateBatch, EventBatch } from '../record/event-batch';
-import { EVENT_COUNT } from '../record/event-types';
+import { EVENT_COUNT, EVENT_NAMES, isPageRefEvent } from '../record/event-types';
 import { RECORD_SIZE } from '../record/layout';
 import { RecordDecoder } from '../record/record-decoder';
 import { StringTable } from '../record/string-table';
@@ -103,9 +103,17 @@ function monotonicBase(header: CaptureHeader): bigint {
 function decodeRecords(block: { recordSize: number; records: Uint8Array }, decoder: RecordDecoder): EventBatch {
   if (block.recordSize !== RECORD_SIZE) throw new CaptureError(`a record block has records of ${block.recordSize} bytes; this pageref reads ${RECORD_SIZE}`);
   if (block.records.length % RECORD_SIZE !== 0) throw new CaptureError(`a record block of ${block.records.length} bytes does not hold whole records`);
-  const batch = decoder.decode(block.records, block.records.length);
+  return checkedEvents(decoder.decode(block.records, block.records.length), 'a record block');
+}
+
+// Sinks keep per-pfn tables indexed by a page_ref event's pfn (src/holds/pfn-counters.ts):
+// one outside [0, 2^52) is damage, refused here rather than thrown as a RangeError there.
+function checkedEvents(batch: EventBatch, what: string): EventBatch {
   for (let i = 0; i < batch.length; i++) {
-    if (batch.type[i] >= EVENT_COUNT) throw new CaptureError(`a record has event type ${batch.type[i]}, which this pageref does not know`);
+    const type = batch.type[i];
+    if (type >= EVENT_COUNT) throw new CaptureError(`${what} has event type ${type}, which this pageref does not know`);
+    const pfn = batch.pfn[i];
+    if (isPageRefEvent(type) && !(Number.isInteger(pfn) && pfn >= 0 && pfn < 2 ** 52)) throw new CaptureError(`${what} has a ${EVENT_NAMES[type]} event of impossible pfn ${pfn}`);
   }
   return batch;
 }
@@ -128,8 +136,8 @@ function decodeColumns(columns: DecodedColumns, strings: StringTable): EventBatc
     batch[key].set(values);
   }
   strings.extend((columns.newStrings ?? []) as string[]);
+  checkedEvents(batch, 'an event batch');
   for (let i = 0; i < batch.length; i++) {
-    if (batch.type[i] >= EVENT_COUNT) throw new CaptureError(`an event has type ${batch.type[i]}, which this pageref does not know`);
     if (batch.comm[i] >= strings.strings.length || batch.name[i] >= strings.strings.length) {
       throw new CaptureError('an event refers to a string the capture never defined');
     }
@@ -180,6 +188,9 @@ class FrameFile {
     const length = head.readUInt32LE(0);
     const crc = head.readUInt32LE(4);
     if (length > MAX_FRAME_SIZE) return { done: true, truncated: `cut short at byte ${at}: frame length ${length} is not plausible` };
+    // A torn frame is told from the file's size, not by allocating the length it claims (up to 64 MiB per frame).
+    const remaining = fstatSync(this.fd).size - this.offset;
+    if (length > remaining) return { done: true, truncated: `cut short at byte ${at}: torn frame (${Math.max(0, remaining)} of ${length} bytes)` };
     const payload = this.read(length);
     if (payload.length < length) return { done: true, truncated: `cut short at byte ${at}: torn frame (${payload.length} of ${length} bytes)` };
     if (payloadCrc(payload) !== crc) return { done: true, truncated: `cut short at byte ${at}: frame checksum does not match` };
