@@ -348,3 +348,39 @@ test('the trace file header says how many events were overwritten: they count as
   t.is(result.lostEvents, 249);
   t.regex(sink.ended?.trailer?.stopReason ?? '', /the kernel lost 249 events/);
 });
+
+test('lines of 200,000 blanks, dashes or frame text take linear time: each took a minute when the patterns backtracked', async (t) => {
+  const event = 'a-1 [000] 1.000001: page_ref_mod: pfn=0x1 flags=0x0 count=2 mapcount=0 mapping=(nil) mt=1 val=1';
+  for (const [name, line] of [
+    ['tabs', '\t'.repeat(200_000)],
+    ['blanks, then comm-pid shapes', ' '.repeat(100_000) + 'x-1 ' + 'a-1 [1] 1.'.repeat(10_000)],
+    ['a stack frame with a blank run', ' => a' + ' '.repeat(200_000) + 'b'],
+    ['a stack frame with a blank run before "<"', ' => a' + ' '.repeat(200_000) + '<1'],
+  ]) {
+    const sink = new RowSink();
+    const started = performance.now();
+    await importFtraceStream(Readable.from(`${event}\n${line}\n`), sink, { name });
+    const ms = performance.now() - started;
+    // Linear: tens of ms; quadratic: 20,000 tabs took 650 ms, so 200,000 a minute. The margin is for a loaded machine.
+    t.true(ms < 5000, `${name}: ${ms.toFixed(0)} ms`);
+    t.is(sink.rows.length, 1, name);
+  }
+});
+
+test('a pid, cpu or timestamp beyond what the columns hold is a malformed line, not a wrapped or infinite number', async (t) => {
+  const fields = 'page_ref_mod: pfn=0x1 flags=0x0 count=2 mapcount=0 mapping=(nil) mt=1 val=1';
+  const text = [`a-1 [000] 1.000001: ${fields}`, `a-99999999999 [000] 1.000002: ${fields}`, `a-1 [99999999] 1.000003: ${fields}`, `a-1 [000] ${'9'.repeat(400)}.000004: ${fields}`].join('\n');
+  const sink = new RowSink();
+  const warnings: string[] = [];
+  const result = await importFtraceStream(Readable.from(text), sink, { name: 'huge', onWarning: (w) => warnings.push(w) });
+  t.deepEqual(warnings, [2, 3, 4].map((line) => `line ${line}: a pid, cpu or timestamp out of range`));
+  t.is(sink.rows.length, 1);
+  t.is(result.spanNs, 0);
+  await t.throwsAsync(importFtraceStream(Readable.from(text), new RowSink(), { name: 'huge', strict: true }), { instanceOf: FtraceTextError, message: 'huge: line 2: a pid, cpu or timestamp out of range' });
+});
+
+test('a warning quotes at most 40 characters of an unknown page flag', async (t) => {
+  const warnings: string[] = [];
+  await importFtraceStream(Readable.from(`a-1 [000] 1.000001: page_ref_mod: pfn=0x1 flags=lru|${'='.repeat(5000)} count=2 mapcount=0 mapping=(nil) mt=1 val=1`), new RowSink(), { name: 'flags', onWarning: (w) => warnings.push(w) });
+  t.deepEqual(warnings.slice(1), [`line 1: page flag "${'='.repeat(40)}..." is not in the flag table; left out`]);
+});

@@ -73,13 +73,16 @@ const DEFAULT_BATCH = 4096;
 const MAX_WARNINGS_KEPT = 20;
 
 // comm-pid, an optional (tgid) column, [cpu], optional irq-info columns, seconds.micros, then the event.
-const EVENT_LINE = /^\s*(.*?)-(\d+)\s+(?:\(\s*(\d+|-+)\)\s+)?\[(\d+)\]\s+(?:(\S{1,6})\s+)?(\d+)\.(\d+):\s+(.*)$/;
+// (?=\S) pins the leading \s* to all the leading blanks: without it a long blank
+// line was retried from every shorter prefix, seconds for a line of 20,000 tabs.
+const EVENT_LINE = /^\s*(?=\S)(.*?)-(\d+)\s+(?:\(\s*(\d+|-+)\)\s+)?\[(\d+)\]\s+(?:(\S{1,6})\s+)?(\d+)\.(\d+):\s+(.*)$/;
 // options/latency-format: comm (at most 8 characters), pid, cpu and the irq-info columns run
 // together, then microseconds since the buffer started and a delay mark.
-const LATENCY_LINE = /^\s*(.*?)-(\d+)\s+(\d+)(\S{4,5})\s+(\d+)us[ +!#*@$]?:\s+(.*)$/;
+const LATENCY_LINE = /^\s*(?=\S)(.*?)-(\d+)\s+(\d+)(\S{4,5})\s+(\d+)us[ +!#*@$]?:\s+(.*)$/;
 // What follows the timestamp: "name: fields", or a stack header of the stacktrace/userstacktrace options.
 const EVENT_BODY = /^(?:(\w+):|<(stack trace|user stack trace)\s*>)\s*(.*)$/;
-const STACK_FRAME = /^\s*=>\s*(.*?)\s*$/;
+// The frame is trimmed in code: a lazy (.*?)\s*$ rescans every blank run to the end, quadratic in it.
+const STACK_FRAME = /^\s*=>(.*)$/;
 const BANNERS = [
   /^#/,
   /^\s*$/,
@@ -143,7 +146,7 @@ export class FtraceTextParser {
     if (!this.headerWritten) this.writeHeader();
     const frame = STACK_FRAME.exec(text);
     if (frame) {
-      this.stackFrame(frame[1]);
+      this.stackFrame(frame[1].trim());
       return;
     }
     this.finishStack();
@@ -177,6 +180,13 @@ export class FtraceTextParser {
     }
     const [, commText, pidText, tgidText, cpuText, , secText, fracText, body] = match;
     const cpu = Number(cpuText);
+    // The columns hold a pid in 32 bits and a cpu in 16; 2^32 s is no uptime. Beyond them the
+    // numbers would wrap or become Infinity, so the line is damage.
+    if (Number(pidText) > 0xffffffff || cpu > 0xffff || !(Number(secText) < 2 ** 32)) {
+      this.lastEventLine = null;
+      this.malformed('a pid, cpu or timestamp out of range');
+      return;
+    }
     const parts = EVENT_BODY.exec(body);
     if (!parts) {
       // A tracer's own lines (function: "func <-parent") are not events pageref knows.
@@ -401,7 +411,7 @@ export class FtraceTextParser {
       if (bit < 0) {
         if (!this.warnedFlags.has(name)) {
           this.warnedFlags.add(name);
-          this.warn(`page flag "${name}" is not in the flag table; left out`);
+          this.warn(`page flag "${name.length > 40 ? `${name.slice(0, 40)}...` : name}" is not in the flag table; left out`);
         }
         continue;
       }
@@ -546,7 +556,9 @@ function isNullPointer(text: string): boolean {
 
 /** "func+0x1f/0x30 [mod] <ffff...>" -> "func+0x1f [mod]"; "func (ffff...)" -> "func"; a bare address -> "[unknown]". */
 export function frameName(text: string): string {
-  let frame = text.replace(/\s*<[0-9a-fx]+>\s*$/i, '').replace(/\s*\([0-9a-fx]+\)\s*$/i, '').trim();
+  // (?<!\s): an address is looked for from the start of a blank run only, not from
+  // each blank in it, which made a frame with a long blank run quadratic.
+  let frame = text.replace(/(?<!\s)\s*<[0-9a-fx]+>\s*$/i, '').replace(/(?<!\s)\s*\([0-9a-fx]+\)\s*$/i, '').trim();
   if (frame === '' || /^(0x)?[0-9a-f]{8,16}$/i.test(frame)) return '[unknown]';
   frame = frame.replace(/^(\S+?\+0x[0-9a-f]+)\/0x[0-9a-f]+/i, '$1');
   return frame;
