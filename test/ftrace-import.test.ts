@@ -379,8 +379,20 @@ test('a pid, cpu or timestamp beyond what the columns hold is a malformed line, 
   await t.throwsAsync(importFtraceStream(Readable.from(text), new RowSink(), { name: 'huge', strict: true }), { instanceOf: FtraceTextError, message: 'huge: line 2: a pid, cpu or timestamp out of range' });
 });
 
-test('a warning quotes at most 40 characters of an unknown page flag', async (t) => {
+test('a warning quotes at most 40 characters of the text it names (an unknown page flag, an isolation result)', async (t) => {
   const warnings: string[] = [];
-  await importFtraceStream(Readable.from(`a-1 [000] 1.000001: page_ref_mod: pfn=0x1 flags=lru|${'='.repeat(5000)} count=2 mapcount=0 mapping=(nil) mt=1 val=1`), new RowSink(), { name: 'flags', onWarning: (w) => warnings.push(w) });
-  t.deepEqual(warnings.slice(1), [`line 1: page flag "${'='.repeat(40)}..." is not in the flag table; left out`]);
+  const text = [
+    `a-1 [000] 1.000001: page_ref_mod: pfn=0x1 flags=lru|${'='.repeat(5000)} count=2 mapcount=0 mapping=(nil) mt=1 val=1`,
+    `a-1 [000] 1.000002: test_pages_isolated: start_pfn=0x1 end_pfn=0x2 fin_pfn=0x1 ret=${'x'.repeat(5000)}`,
+  ].join('\n');
+  await importFtraceStream(Readable.from(text), new RowSink(), { name: 'flags', onWarning: (w) => warnings.push(w) });
+  t.deepEqual(warnings.slice(1), [`line 1: page flag "${'='.repeat(40)}..." is not in the flag table; left out`, `line 2: test_pages_isolated with ret "${'x'.repeat(40)}...", not fail or success`]);
+});
+
+test('a page_ref event with the all-ones pfn (a CMA event\'s "no pfn") is malformed, not a pfn of -1', async (t) => {
+  const sink = new RowSink();
+  const warnings: string[] = [];
+  await importFtraceStream(Readable.from('a-1 [000] 1.000001: page_ref_mod: pfn=0xffffffffffffffff flags=0x0 count=2 mapcount=0 mapping=(nil) mt=1 val=1\n'), sink, { name: 'ones', onWarning: (w) => warnings.push(w) });
+  t.deepEqual(warnings, ['line 1: page_ref_mod without a readable pfn']);
+  t.is(sink.rows.length, 0);
 });

@@ -347,6 +347,8 @@ export class FtraceTextParser {
       const ret = hasRet ? decimal(fields.get('ret')) : 0;
       const bad = [['pfn', pfn], ['count', count], ['mapcount', mapcount], ['val', val], ['flags', flags], ['mapping', mapping], ['mt', mt], ['ret', ret]].find(([, v]) => Number.isNaN(v));
       if (bad) return this.malformed(`${EVENT_NAMES[type]} without a readable ${bad[0]}`);
+      // All ones is "no pfn" for a CMA event only; a page has one, and the per-pfn tables refuse -1.
+      if (pfn === NO_PFN) return this.malformed(`${EVENT_NAMES[type]} without a readable pfn`);
       batch.pfn[i] = pfn;
       batch.flags[i] = flags;
       batch.mapping[i] = mapping;
@@ -364,7 +366,7 @@ export class FtraceTextParser {
       const bad = [['start_pfn', start], ['end_pfn', end], ['fin_pfn', fin]].find(([, v]) => Number.isNaN(v));
       if (bad) return this.malformed(`test_pages_isolated without a readable ${bad[0]}`);
       const ret = fields.get('ret');
-      if (ret !== undefined && ret !== 'fail' && ret !== 'success') return this.malformed(`test_pages_isolated with ret=${ret}, not fail or success`);
+      if (ret !== undefined && ret !== 'fail' && ret !== 'success') return this.malformed(`test_pages_isolated with ret ${quoted(ret)}, not fail or success`);
       // The kernel prints ret=fail exactly when fin_pfn < end_pfn; blame reads the pfns.
       batch.pfn[i] = start;
       batch.flags[i] = end;
@@ -411,7 +413,7 @@ export class FtraceTextParser {
       if (bit < 0) {
         if (!this.warnedFlags.has(name)) {
           this.warnedFlags.add(name);
-          this.warn(`page flag "${name.length > 40 ? `${name.slice(0, 40)}...` : name}" is not in the flag table; left out`);
+          this.warn(`page flag ${quoted(name)} is not in the flag table; left out`);
         }
         continue;
       }
@@ -548,6 +550,11 @@ function decimal(text: string | undefined): number {
 
 function signedDecimal(text: string | undefined): number {
   return decimal(text);
+}
+
+/** Text of the input in a message: quoted, and at most 40 characters of it, so a message stays one short line. */
+function quoted(text: string): string {
+  return `"${text.length > 40 ? `${text.slice(0, 40)}...` : text}"`;
 }
 
 function isNullPointer(text: string): boolean {
