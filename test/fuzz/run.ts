@@ -86,9 +86,11 @@ function main(): void {
     if (Date.now() - since < args.hangMs) return;
     clearInterval(watchdog);
     void child.terminate();
+    process.exitCode = 1;
+    // Said before the input is rebuilt: rebuilding it runs the seeds through the same readers.
+    process.stdout.write(`fuzz: input ${index} gave no answer within ${args.hangMs} ms (again: npm run fuzz -- --seed ${args.seed} --first ${index} --iterations 1)\n`);
     const input = new FuzzSeeds().input(args.seed, index);
     report(args.seed, [{ input, reason: `no answer within ${args.hangMs} ms` }], args.out);
-    process.exitCode = 1;
   }, 250);
   child.on('message', (run: FuzzRun) => {
     clearInterval(watchdog);
