@@ -1,8 +1,6 @@
 import test from 'ava';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { FuzzFailure, runFuzz, unclearMessage } from './fuzz/fuzz-readers';
+import { rmSync } from 'node:fs';
+import { FuzzFailure, fuzzWorkDir, runFuzz, unclearMessage } from './fuzz/fuzz-readers';
 
 // The CI run: a fixed seed, so a failure here is the same failure on every
 // machine; `npm run fuzz -- --seed N --iterations N` runs other seeds for longer.
@@ -16,7 +14,9 @@ function describe({ input, reason }: FuzzFailure): string {
 test('100,000 mutated captures and ftrace texts: each reads, or is refused with the reader\'s own error in one clear line, in time, without a large allocation', (t) => {
   // The whole-test limit: an input that loops for ever fails here rather than at ava's 20 minutes.
   t.timeout(5 * 60_000);
-  const run = runFuzz({ seed: SEED, count: INPUTS, workDir: mkdtempSync(join(tmpdir(), 'pageref-fuzz-')) });
+  const workDir = fuzzWorkDir();
+  const run = runFuzz({ seed: SEED, count: INPUTS, workDir });
+  rmSync(workDir, { recursive: true });
   t.log(`${run.inputs} inputs in ${(run.elapsedMs / 1000).toFixed(1)} s, slowest ${run.slowestMs.toFixed(0)} ms, largest allocation ${(run.largestAllocation / 2 ** 20).toFixed(1)} MiB, live heap ${(run.heapBaseline / 2 ** 20).toFixed(1)} -> ${(run.heapPeak / 2 ** 20).toFixed(1)} MiB`);
   t.log(JSON.stringify(run.outcomes));
   t.deepEqual(run.failures.map(describe), []);

@@ -5,11 +5,10 @@
 // Each failing input is written to a file with the command that repeats it alone.
 
 import { randomInt } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { FuzzFailure, FuzzRun, FuzzSeeds, inputBytes, runFuzz } from './fuzz-readers';
+import { FuzzFailure, FuzzRun, FuzzSeeds, fuzzWorkDir, inputBytes, runFuzz } from './fuzz-readers';
 
 interface Job {
   seed: number;
@@ -48,13 +47,9 @@ function options(argv: string[]): { seed: number; first: number; count: number; 
 
 function worker(job: Job): void {
   const progress = new Int32Array(job.progress);
-  const run = runFuzz({
-    seed: job.seed,
-    first: job.first,
-    count: job.count,
-    workDir: mkdtempSync(join(tmpdir(), 'pageref-fuzz-')),
-    onInput: (index) => Atomics.store(progress, 0, index),
-  });
+  const workDir = fuzzWorkDir();
+  const run = runFuzz({ seed: job.seed, first: job.first, count: job.count, workDir, onInput: (index) => Atomics.store(progress, 0, index) });
+  rmSync(workDir, { recursive: true });
   parentPort!.postMessage(run);
 }
 
