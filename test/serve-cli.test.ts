@@ -6,7 +6,8 @@
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer } from 'node:net';
 import { runDoctor } from '../src/doctor/doctor';
 import { tempPath } from './helpers/capture';
@@ -65,4 +66,34 @@ test('a port that is taken: one line, exit status 1, nothing loaded', async (t) 
   t.is(run.status, 1, run.stderr);
   t.regex(run.stderr, new RegExp(`pageref serve: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
   t.notRegex(run.stderr, /attached/);
+});
+
+test('the flight recorder\'s options: each needs --flight-dir, --flight-dir refuses --aggregate (usage, exit 2), and a folder that is not there exits 1 before anything is loaded', (t) => {
+  const lone = pageref(['serve', '--flight-after', '3']);
+  t.is(lone.status, 2, lone.stderr);
+  t.regex(lone.stderr, /--flight-after is for the flight recorder: it needs --flight-dir/);
+  const aggregate = pageref(['serve', '--flight-dir', tempPath('x'), '--aggregate']);
+  t.is(aggregate.status, 2, aggregate.stderr);
+  t.regex(aggregate.stderr, /--flight-dir needs page_ref records; --aggregate keeps totals instead/);
+  const missing = pageref(['serve', '--listen', '127.0.0.1:0', '--all-pfns', '--flight-dir', tempPath('not-there/deeper')]);
+  t.is(missing.status, 1, missing.stderr);
+  t.regex(missing.stderr, /pageref serve: --flight-dir: .*ENOENT/);
+  t.notRegex(missing.stderr, /attached/);
+});
+
+test('serve --flight-dir where nothing fails: /captures is [], the flight counters are 0, and SIGTERM leaves the folder empty', async (t) => {
+  const log = tempPath('serve.log');
+  const dir = dirname(tempPath('flight'));
+  const child = spawn(process.execPath, [PAGEREF, 'serve', '--listen', '127.0.0.1:0', '--all-pfns', '--flight-dir', dir, '--log', log], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  const url = await until('serve to attach', () => /serving (http:\/\/127\.0\.0\.1:\d+)\/metrics$/m.exec(readLog(log))?.[1]);
+  t.regex(readLog(log), /flight recorder: 30 s or 67108864 bytes of records before a failure, 5 s after; files in .* \(0 there already\), at most 20 and 1073741824 bytes/);
+  t.deepEqual(await (await fetch(`${url}/captures`)).json(), []);
+  const families = parseExposition(await (await fetch(`${url}/metrics`)).text());
+  t.is(families.get('pageref_flight_captures_total')?.samples[0].value, 0);
+  t.is(families.get('pageref_flight_captures_deleted_total')?.samples[0].value, 0);
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+  t.deepEqual(readdirSync(dir), []);
 });

@@ -15,6 +15,7 @@ import { exportCommand } from './export-command';
 import { serveCommand } from './serve-command';
 import { DEFAULT_LISTEN, parseListen } from '../serve/http-server';
 import { DEFAULT_CULPRIT_SERIES } from '../serve/serve-metrics';
+import { DEFAULT_FLIGHT } from '../serve/flight-recorder';
 import { DEFAULT_PFN_TRACKS } from '../export/perfetto-trace';
 import type { StacksMode } from '../native/tracer';
 
@@ -172,18 +173,33 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .addOption(new Option('--listen <host:port>', 'address to serve HTTP on').default(DEFAULT_LISTEN, `${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`).argParser(parseListenOption))
       .option('--all-pfns', 'trace the page_ref events of every pfn (default: only those of the CMA areas, as --cma)')
       .addOption(new Option('--culprits <n>', 'culprit stack series on /metrics, at most').default(DEFAULT_CULPRIT_SERIES).argParser((v) => parseCount(v, '--culprits')))
-      .option('--log <file>', 'append log lines to FILE (SIGHUP reopens it) instead of stderr'),
+      .option('--log <file>', 'append log lines to FILE (SIGHUP reopens it) instead of stderr')
+      .option('--flight-dir <dir>', 'flight recorder: keep recent records of the traced pfns in memory and write a capture here for each window of isolation failures and CMA busy retries (implies --stacks all unless --stacks is given)')
+      .addOption(new Option('--flight-seconds <s>', 'flight recorder: seconds of records kept before a failure').default(DEFAULT_FLIGHT.seconds).argParser((v) => parseSeconds(v, '--flight-seconds')))
+      .addOption(new Option('--flight-bytes <bytes>', 'flight recorder: bytes of records kept before a failure, at most (and after it)').default(DEFAULT_FLIGHT.bytes, '64M').argParser((v) => parseBytes(v, '--flight-bytes')))
+      .addOption(new Option('--flight-after <s>', 'flight recorder: seconds recorded after the last failure of a window').default(DEFAULT_FLIGHT.afterSeconds).argParser((v) => parseSeconds(v, '--flight-after')))
+      .addOption(new Option('--flight-max-files <n>', 'flight recorder: files in --flight-dir at most (oldest deleted first)').default(DEFAULT_FLIGHT.maxFiles).argParser((v) => parseCount(v, '--flight-max-files')))
+      .addOption(new Option('--flight-max-bytes <bytes>', 'flight recorder: bytes of files in --flight-dir at most (oldest deleted first)').default(DEFAULT_FLIGHT.maxBytes, '1G').argParser((v) => parseBytes(v, '--flight-max-bytes'))),
     { stacksDefault: 'armed' },
-  ).action(async (options) => {
+  ).action(async (options, command: Command) => {
     if (options.allPfns && options.cma) throw new UsageError('--all-pfns and --cma contradict each other');
+    const flightOptionGiven = ['flightSeconds', 'flightBytes', 'flightAfter', 'flightMaxFiles', 'flightMaxBytes'].find((name) => command.getOptionValueSource(name) === 'cli');
+    if (flightOptionGiven && !options.flightDir) throw new UsageError(`--${flightOptionGiven.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for the flight recorder: it needs --flight-dir`);
+    const flight = options.flightDir ? { dir: options.flightDir as string, seconds: options.flightSeconds, bytes: options.flightBytes, afterSeconds: options.flightAfter, maxFiles: options.flightMaxFiles, maxBytes: options.flightMaxBytes } : undefined;
+    // The flight recorder keeps records, which --aggregate leaves out.
+    if (flight && options.aggregate) throw new UsageError('--flight-dir needs page_ref records; --aggregate keeps totals instead');
+    // A flight capture must show who took the references that made isolation
+    // fail, and they are taken before the failure that would arm a pfn: the
+    // recorder needs stacks from the start (--stacks all), unless asked otherwise.
+    if (flight && command.getOptionValueSource('stacks') !== 'cli') options.stacks = 'all';
     const scope = traceScope(options);
     // Production defaults: stacks only once a page is armed by a failure (the
     // default of --stacks here), and per-pfn totals in the kernel instead of
     // records. Another --stacks mode wants records, so totals come with it
     // only when asked for (aggregation leaves them out, bpf/pageref.bpf.c).
-    scope.aggregate = Boolean(options.aggregate) || scope.stacks === 'armed';
+    scope.aggregate = !flight && (Boolean(options.aggregate) || scope.stacks === 'armed');
     scope.cma = !options.allPfns;
-    setExit(await serveCommand({ scope, listen: options.listen, culprits: options.culprits, log: options.log, commandLine: ['pageref', ...argv.slice(2)] }));
+    setExit(await serveCommand({ scope, listen: options.listen, culprits: options.culprits, log: options.log, flight, commandLine: ['pageref', ...argv.slice(2)] }));
   });
 
   program

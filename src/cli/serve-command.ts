@@ -1,9 +1,12 @@
 // `pageref serve`: a long-running agent. Traces at production overhead by
 // default (the CMA areas only, per-pfn totals in the kernel, stacks only for
 // pages isolation failed on) and answers HTTP scrapes: Prometheus metrics,
-// culprit stacks, a pprof profile of holders. SIGINT and SIGTERM stop it
-// (exit 0); SIGHUP reopens --log.
+// culprit stacks, a pprof profile of holders. With --flight-dir, a flight
+// recorder writes a capture around each isolation failure. SIGINT and
+// SIGTERM stop it (a flight window still open is written first, exit 0);
+// SIGHUP reopens --log.
 
+import { accessSync, constants } from 'node:fs';
 import type { Server } from 'node:http';
 import { doctorFailureLine, DoctorReport, runDoctor } from '../doctor/doctor';
 import { CmaAreasError } from '../kernel/memory';
@@ -12,7 +15,9 @@ import { stopOnSignals } from '../live/stop-signals';
 import { BpfError } from '../native/tracer';
 import { startServer } from '../serve/http-server';
 import { LogFile } from '../serve/log-file';
+import { FlightOptions, FlightRecorder } from '../serve/flight-recorder';
 import { ServeState } from '../serve/serve-state';
+import type { CaptureSink } from '../stream/capture-sink';
 import { checkScope, resolveScope, ResolvedScope, TraceScope } from './record-command';
 
 export interface ServeArgs {
@@ -21,6 +26,8 @@ export interface ServeArgs {
   /** Culprit series on /metrics, at most. */
   culprits: number;
   log?: string;
+  /** --flight-dir and its limits: the flight recorder; undefined: none. */
+  flight?: FlightOptions;
   commandLine: string[];
 }
 
@@ -55,6 +62,21 @@ export async function serveCommand(args: ServeArgs): Promise<number> {
     }
     resolved.notes.forEach(say);
     const state = new ServeState(pageRefAvailable, args.culprits);
+    let sink: CaptureSink = state;
+    if (args.flight) {
+      // Before any BPF: a --flight-dir that cannot be read is found without touching the kernel.
+      let recorder: FlightRecorder;
+      try {
+        accessSync(args.flight.dir, constants.W_OK | constants.X_OK);
+        recorder = new FlightRecorder(state, args.flight, say);
+      } catch (error) {
+        say(`--flight-dir: ${(error as Error).message}`);
+        return 1;
+      }
+      state.flight = recorder;
+      sink = recorder;
+      say(`flight recorder: ${args.flight.seconds} s or ${args.flight.bytes} bytes of records before a failure, ${args.flight.afterSeconds} s after; files in ${args.flight.dir} (${recorder.captures().length} there already), at most ${args.flight.maxFiles} and ${args.flight.maxBytes} bytes`);
+    }
     // Bind before loading any BPF: a port in use is found without touching the kernel.
     try {
       const bound = await startServer(state, args.listen.host, args.listen.port);
@@ -73,7 +95,7 @@ export async function serveCommand(args: ServeArgs): Promise<number> {
         signal: stop.signal,
         onAttached: (names, how) => say(`attached ${names.length} programs (${names.join(', ')}; page_ref by ${how}); serving ${where}/metrics`),
       },
-      state,
+      sink,
     );
     say(`stopped by ${result.stopReason} after ${result.elapsedSec.toFixed(1)} s: ${result.records} records, ${result.dropped} dropped`);
     return 0;

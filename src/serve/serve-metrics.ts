@@ -5,6 +5,7 @@
 import type { KernelCounters } from '../capture/schema';
 import { EVENT_NAMES, EventName } from '../record/event-types';
 import type { Culprit } from './culprits';
+import type { FlightStats } from './flight-recorder';
 import type { MetricFamily } from './prometheus-text';
 
 /** Culprit series at most: each is a label set Prometheus keeps, so they stay few. */
@@ -26,12 +27,14 @@ export interface ServeSnapshot {
   pageRefAvailable: boolean;
   /** Ranked, all of them; metricFamilies keeps the first `maxCulprits`. */
   culprits: Culprit[];
+  /** serve --flight-dir: files written and deleted; undefined without a flight recorder. */
+  flight?: FlightStats;
 }
 
 export function metricFamilies(snapshot: ServeSnapshot, maxCulprits: number): MetricFamily[] {
   const perEvent = (values: number[] | undefined) =>
     snapshot.eventsAttached.map((event) => ({ labels: { event }, value: values?.[EVENT_NAMES.indexOf(event)] ?? 0 }));
-  return [
+  const families: MetricFamily[] = [
     { name: 'pageref_events_total', type: 'counter', help: 'Events the kernel fired on each attached tracepoint, before pageref filtered, sampled or summed them.', samples: perEvent(snapshot.counters?.seen) },
     { name: 'pageref_dropped_total', type: 'counter', help: 'Records of each event lost because the ring buffer was full.', samples: perEvent(snapshot.counters?.dropped) },
     { name: 'pageref_isolation_failures_total', type: 'counter', help: 'test_pages_isolated events that found a page isolation could not take.', samples: [{ value: snapshot.isolationFailures }] },
@@ -47,4 +50,12 @@ export function metricFamilies(snapshot: ServeSnapshot, maxCulprits: number): Me
       samples: snapshot.culprits.slice(0, maxCulprits).map((c) => ({ labels: { stack_id: c.id, kind: c.kind, role: c.role }, value: c.pages })),
     },
   ];
+  // Only with --flight-dir: a counter stuck at 0 would read as "nothing failed" where nothing was watched.
+  if (snapshot.flight) {
+    families.push(
+      { name: 'pageref_flight_captures_total', type: 'counter', help: 'Capture files the flight recorder wrote to --flight-dir (one per window of isolation failures and CMA busy retries).', samples: [{ value: snapshot.flight.captures }] },
+      { name: 'pageref_flight_captures_deleted_total', type: 'counter', help: 'Flight-recorder files deleted, oldest first, to keep --flight-max-files and --flight-max-bytes.', samples: [{ value: snapshot.flight.deleted }] },
+    );
+  }
+  return families;
 }

@@ -9,15 +9,17 @@ import { EventName, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { Culprit, culprits } from './culprits';
+import type { FlightFile, FlightStats } from './flight-recorder';
 import { renderExposition } from './prometheus-text';
 import { metricFamilies, ServeSnapshot } from './serve-metrics';
 
-/** A file the flight recorder wrote. */
-export interface CaptureListing {
-  name: string;
-  bytes: number;
-  /** ISO 8601. */
-  written: string;
+/** A file the flight recorder wrote (FlightFile). */
+export type CaptureListing = FlightFile;
+
+/** What the session shows of its flight recorder (FlightRecorder). */
+export interface FlightView {
+  captures(): FlightFile[];
+  readonly stats: FlightStats;
 }
 
 /** What the HTTP endpoints read; ServeState is the live one. */
@@ -44,6 +46,8 @@ export class ServeState implements CaptureSink, ServeSource {
   private eventsAttached: EventName[] = [];
   private counters_: KernelCounters | undefined;
   private readonly pfns = new Set<number>();
+  /** serve --flight-dir: the recorder in front of this state. */
+  flight: FlightView | undefined;
 
   /**
    * @param pageRefAvailable false when the kernel lacks the page_ref tracepoints
@@ -96,6 +100,7 @@ export class ServeState implements CaptureSink, ServeSource {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       pageRefAvailable: this.pageRefAvailable,
       culprits: culprits(blame),
+      flight: this.flight?.stats,
     };
   }
 
@@ -112,8 +117,7 @@ export class ServeState implements CaptureSink, ServeSource {
   }
 
   captures(): CaptureListing[] {
-    // No flight recorder yet: nothing is ever written.
-    return [];
+    return this.flight?.captures() ?? [];
   }
 }
 

@@ -3,9 +3,11 @@
 # while vm/cma-workload.sh pins 16 pages with vmsplice and makes a CMA
 # allocation fail on them; its HTTP endpoints are fetched with curl while
 # the pins are held and after they are released, and Prometheus scrapes it.
-# First at the defaults
+# First the flight recorder where nothing fails (a CMA allocation that
+# succeeds), then serve at the defaults
 # (CMA areas only, totals in the kernel, stacks once armed), then with
-# --stacks all, which sees the pins being taken. One tracer at a time: two
+# --stacks all and the flight recorder, which sees the pins being taken and
+# writes a capture around the failures. One tracer at a time: two
 # and the 300 MiB holder do not fit in the guest's 512 MiB.
 # Everything the host test checks is left in $PAGEREF_OUT; nothing here
 # decides pass or fail.
@@ -88,10 +90,40 @@ serve_over_workload() {
 	echo $? >"$out/$name.rc"
 }
 
+# --- the flight recorder where nothing fails -----------------------------------
+# A CMA allocation that succeeds, on the fresh area: isolation tests that
+# pass and cma_alloc events, but no failure, so no file. Its window would
+# close --flight-after (2 s) after a failure: the endpoints are fetched
+# later than that.
+. vm/cma-lib.sh
+die() { echo "$*" >>"$out/quiet-guest.log"; }
+mkdir -p "$out/flight-quiet"
+node bin/pageref.js serve --listen 127.0.0.1:9466 --log "$out/quiet.log" --flight-dir "$out/flight-quiet" --flight-after 2 &
+serve=$!
+if wait_attached "$out/quiet.log" $serve; then
+	cma_wait_ready
+	cma_alloc_once 64
+	echo "$result" >"$out/quiet-alloc.txt"
+	sleep 5
+	fetch quiet.metrics /metrics 9466
+	fetch quiet-captures.json /captures 9466
+else
+	echo "pageref serve did not attach" >>"$out/quiet-guest.log"
+fi
+kill -TERM $serve
+wait $serve
+echo $? >"$out/quiet.rc"
+ls -A "$out/flight-quiet" >"$out/flight-quiet.ls"
+
 serve_over_workload defaults 9464
 # --comm, as top-guest.sh does: every page_ref event of the CMA areas with
-# a stack is more than one emulated host thread keeps up with.
-serve_over_workload stacks-all 9465 --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold
+# a stack is more than one emulated host thread keeps up with. The flight
+# recorder keeps 120 s before a failure: under TCG the pins can come well
+# before the allocation that fails on them.
+mkdir -p "$out/flight"
+serve_over_workload stacks-all 9465 --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold \
+	--flight-dir "$out/flight" --flight-seconds 120 --flight-after 3
+ls -A "$out/flight" >"$out/flight.ls"
 
 # --- nothing is left loaded, nothing listens ---------------------------------
 bpftool prog show >"$out/bpf-progs-after.txt" 2>&1

@@ -5,13 +5,16 @@
 // pins were taken before anything was armed, so the culprit seen is the
 // stack that released them; with --stacks all it is the GUP path that took
 // them. go tool pprof (on the host) reads the fetched profiles, and a real
-// Prometheus server in the guest scrapes serve.
+// Prometheus server in the guest scrapes serve. The --stacks all run has the
+// flight recorder on: its capture of the failures is read here by `pageref
+// blame`; a first run, whose CMA allocation succeeds, must write nothing.
 
 import test, { ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { findKernels, KernelImage } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
+import { pageref } from '../helpers/cli';
 import { parseExposition, ParsedFamily } from '../helpers/exposition';
 import { guestFile, oneBootPerKernel } from './guest-runs';
 
@@ -94,7 +97,8 @@ function registerServeTests(kernel: KernelImage): void {
     const top = goPprofTop(join(run.outDir, 'defaults-after.pb.gz'), ['-tagfocus=role=releaser']);
     t.regex(top, /^ .* (\w*pipe_buf_release|pipe_release)$/m, top);
 
-    t.deepEqual(JSON.parse(guestFile(run, 'defaults-captures.json')), []);
+    t.deepEqual(JSON.parse(guestFile(run, 'defaults-captures.json')), [], 'no flight recorder without --flight-dir');
+    t.is(value(after, 'pageref_flight_captures_total'), undefined);
     t.is(guestFile(run, 'defaults-missing.txt.status'), '404');
     t.is(guestFile(run, 'defaults-post.status'), '405');
     t.regex(guestFile(run, 'defaults.log'), /pageref serve: SIGHUP: log reopened/, 'SIGHUP opened a new log file');
@@ -138,5 +142,53 @@ function registerServeTests(kernel: KernelImage): void {
     t.is(guestFile(run, 'stacks-all.rc').trim(), '0', guestFile(run, 'stacks-all.log'));
     t.notRegex(guestFile(run, 'bpf-progs-after.txt'), /tracepoint|tracing/, 'a BPF program is still loaded after serve exited');
     t.not(guestFile(run, 'after-exit.status'), '200', 'something still answers on 9464 after serve exited');
+  });
+
+  test(`${name}: serve --flight-dir where nothing fails: a CMA allocation that succeeds is traced, and no file is written`, async (t) => {
+    const run = await guestRun(kernel);
+    t.is(guestFile(run, 'quiet-alloc.txt').trim(), 'succeeded', guestFile(run, 'quiet-guest.log'));
+    const quiet = metrics(t, run, 'quiet.metrics');
+    t.true((value(quiet, 'pageref_events_total', { event: 'test_pages_isolated' }) ?? 0) > 0, 'the allocation\'s isolation tests were seen');
+    t.true((value(quiet, 'pageref_events_total', { event: 'cma_alloc_finish' }) ?? 0) > 0);
+    t.is(value(quiet, 'pageref_isolation_failures_total'), 0);
+    t.is(value(quiet, 'pageref_cma_busy_retries_total'), 0);
+    t.is(value(quiet, 'pageref_flight_captures_total'), 0);
+    t.deepEqual(JSON.parse(guestFile(run, 'quiet-captures.json')), []);
+    t.is(guestFile(run, 'quiet.rc').trim(), '0', guestFile(run, 'quiet.log'));
+    t.is(guestFile(run, 'flight-quiet.ls'), '', 'nothing in --flight-dir');
+  });
+
+  test(`${name}: serve --flight-dir: the flight recorder writes one capture around the failures, /captures lists it, and pageref blame on it names the vmsplice pin as the holder`, async (t) => {
+    const run = await guestRun(kernel);
+    const files = guestFile(run, 'flight.ls').split('\n').filter((f) => f !== '');
+    t.is(files.length, 1, `the 33 failures come within a second: one window, one file: ${files.join(' ')}`);
+    t.regex(files[0] ?? '', /^pageref-flight-\d{8}T\d{6}\.\d{3}Z\.capture$/);
+    const after = metrics(t, run, 'stacks-all-after.metrics');
+    const failures = (value(after, 'pageref_isolation_failures_total') ?? 0) + (value(after, 'pageref_cma_busy_retries_total') ?? 0);
+    t.true(failures > 0);
+    t.is(value(after, 'pageref_flight_captures_total'), 1);
+    t.is(value(after, 'pageref_flight_captures_deleted_total'), 0);
+    const listing = JSON.parse(guestFile(run, 'stacks-all-captures.json'));
+    t.is(listing.length, 1, JSON.stringify(listing));
+    t.is(listing[0]?.name, files[0]);
+    t.is(listing[0]?.failures, failures, 'every isolation failure and busy retry of the session is in the one window');
+    const wrote = /^(\S+) pageref serve: flight recorder: wrote .*pageref-flight-.*\.capture \(\d+ bytes, \d+ failures; the window ended\)$/m.exec(guestFile(run, 'stacks-all.log.1'));
+    t.truthy(wrote, guestFile(run, 'stacks-all.log.1'));
+    // Named by the wall-clock time of the first failure: seconds (--flight-after 3, under TCG) before the file was written.
+    const stamp = /^pageref-flight-(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d\.\d{3})Z/.exec(files[0] ?? '');
+    const named = stamp ? Date.parse(`${stamp[1]}-${stamp[2]}-${stamp[3]}T${stamp[4]}:${stamp[5]}:${stamp[6]}Z`) : NaN;
+    const lag = (Date.parse(wrote?.[1] ?? '') - named) / 1000;
+    t.true(lag >= 3 && lag < 60, `file named ${files[0]}, written at ${wrote?.[1]}: ${lag} s later`);
+
+    const blame = pageref(['blame', '--json', join(run.outDir, 'flight', files[0] ?? 'none')]);
+    t.is(blame.status, 0, blame.stderr);
+    const verdict = JSON.parse(blame.stdout);
+    t.is(verdict.truncated, null, 'the file is finished: it has its trailer');
+    t.true(verdict.failures > 0);
+    const holder = verdict.byStack.find((g: { role: string; kind: string }) => g.role === 'holder' && g.kind === 'pin');
+    t.truthy(holder, JSON.stringify(verdict.byStack.map((g: { role: string; kind: string; frame: string }) => [g.role, g.kind, g.frame])));
+    t.log(`${name}: flight capture ${files[0]}: ${verdict.failures} failures; holder ${holder?.kind} ${holder?.pages} pages ${holder?.comms}: ${(holder?.stack ?? []).slice(0, 8).join(' < ')}`);
+    t.deepEqual(holder?.comms, ['vmsplice-hold']);
+    t.true((holder?.stack ?? []).some((f: string) => PIN_FRAME.test(f)), (holder?.stack ?? []).join(' < '));
   });
 }
