@@ -12,13 +12,13 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findKernels, KernelImage, repoRoot } from '../../src/vm/kernels';
+import { forEachKernel } from './guest-runs';
+import { KernelImage, repoRoot } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
 import { Blame, BusyPfn, COMM, EXIT_FRAMES, exitPathPfns } from './exit-path-criterion';
 
 const TIMEOUT_SEC = 420;
 
-const kernels = findKernels();
 let previous: Promise<unknown> = Promise.resolve();
 
 function blame(capture: string): Blame {
@@ -26,15 +26,7 @@ function blame(capture: string): Blame {
   return JSON.parse(text.toString()) as Blame;
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('exit-path VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('exit-path VM test needs a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
-  });
-} else {
-  for (const kernel of kernels) registerExitPathTest(kernel);
-}
+forEachKernel('exit-path', registerExitPathTest);
 
 function registerExitPathTest(kernel: KernelImage): void {
   test(`${kernel.name}: blame names the exit path (exit_mmap batch) as releaser of a page an exiting process held during a CMA allocation`, async (t) => {

@@ -8,13 +8,12 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { findKernels, KernelImage, repoRoot } from '../../src/vm/kernels';
+import { KernelImage, repoRoot } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
-import { guestFile, oneBootPerKernel } from './guest-runs';
+import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 import { replayCapture } from '../../src/capture/capture-reader';
 
 const TIMEOUT_SEC = 600;
-const kernels = findKernels();
 const guestRun = oneBootPerKernel('sh test/vm/ftrace-import-guest.sh', TIMEOUT_SEC);
 
 function pageref(args: string[]): string {
@@ -67,15 +66,7 @@ function firstFrames(capture: string): Set<string> {
   return firsts;
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('ftrace import VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('ftrace import VM test needs a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
-  });
-} else {
-  for (const kernel of kernels) registerTests(kernel);
-}
+forEachKernel('ftrace import', registerTests);
 
 function registerTests(kernel: KernelImage): void {
   for (const [name, what] of [

@@ -1,10 +1,11 @@
-// What the VM test files share: one boot per kernel, one guest at a time
+// What the VM test files share: their tests once per test kernel, one boot per kernel, one guest at a time
 // (two emulated guests on two cores only slow each other down), and reading
 // what the guest script left in its output folder.
 
+import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KernelImage } from '../../src/vm/kernels';
+import { findKernels, KernelImage } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
 
 /** A function giving each kernel's one run of `script`; every test of that kernel awaits the same run. */
@@ -29,4 +30,24 @@ export function guestFile(run: VmResult, name: string): string {
   } catch {
     return `(no ${name})`;
   }
+}
+
+/**
+ * Registers `register`'s tests once per test kernel. No kernel is a failing
+ * test, never a silent pass; PAGEREF_SKIP_VM=1 (never set in CI) skips them,
+ * and says so, for a quick local run.
+ */
+export function forEachKernel(suite: string, register: (kernel: KernelImage) => void): void {
+  if (process.env.PAGEREF_SKIP_VM === '1') {
+    test.skip(`${suite} VM tests skipped: PAGEREF_SKIP_VM=1`, () => {});
+    return;
+  }
+  const kernels = findKernels();
+  if (kernels.length === 0) {
+    test(`${suite} VM tests need a test kernel`, (t) => {
+      t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage (vm/build-kernel.sh builds one)');
+    });
+    return;
+  }
+  for (const kernel of kernels) register(kernel);
 }

@@ -14,11 +14,11 @@ import { KIND_RANK } from '../../src/blame/stack-kinds';
 import { CaptureSummary, reportJson, ReportJson } from '../../src/report/capture-summary';
 import { isolationFailed } from '../../src/record/event-batch';
 import { EventType, isPageRefEvent } from '../../src/record/event-types';
-import { findKernels, KernelImage } from '../../src/vm/kernels';
+import { forEachKernel } from './guest-runs';
+import type { KernelImage } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
 
 const SUITE_TIMEOUT_SEC = 900;
-const kernels = findKernels();
 const runs = new Map<string, Promise<VmResult>>();
 
 // One boot per kernel, one after another (two emulated guests on two cores
@@ -57,15 +57,7 @@ function ftraceCounts(text: string): Record<string, number> {
   return counts;
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('VM tests need a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage (vm/build-kernel.sh builds one)');
-  });
-} else {
-  for (const kernel of kernels) registerKernelTests(kernel);
-}
+forEachKernel('kernels', registerKernelTests);
 
 function registerKernelTests(kernel: KernelImage): void {
   const name = kernel.name;

@@ -12,11 +12,11 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { findKernels, KernelImage } from '../../src/vm/kernels';
+import type { KernelImage } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
 import { PAGEREF } from '../helpers/cli';
 import { readBack, walkFrames } from '../helpers/cut-capture';
-import { guestFile, oneBootPerKernel } from './guest-runs';
+import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 // Four records, each a Node start-up and an attach under TCG (~6 s), and the bpftool listings: under a minute on a quiet host, three on a busy one.
 const TIMEOUT_SEC = 300;
@@ -44,7 +44,6 @@ const tenths = (seconds: number) => Math.round(seconds * 10) / 10;
 const trials: Trial[] = (['load', 'run', 'run'] as const).map((kind) => ({ kind, seconds: tenths(2 * random()) }));
 const KILL_PLAN = trials.map((trial) => `${trial.kind}:${trial.seconds}`).join(' ');
 
-const kernels = findKernels();
 const guestRun = oneBootPerKernel(`KILL_PLAN='${KILL_PLAN}' sh test/vm/kill-guest.sh`, TIMEOUT_SEC);
 
 interface BpfObject {
@@ -75,15 +74,7 @@ function report(path: string) {
   return { text, json, parsed: json.status === 0 ? (JSON.parse(json.stdout) as { capture: { truncated: string | null; stopReason: string | null }; events: Record<string, number> }) : undefined };
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('kill VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('kill VM tests need a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
-  });
-} else {
-  for (const kernel of kernels) registerKillTests(kernel);
-}
+forEachKernel('kill', registerKillTests);
 
 function registerKillTests(kernel: KernelImage): void {
   const name = kernel.name;

@@ -16,12 +16,11 @@ import { CaptureSummary, reportJson } from '../../src/report/capture-summary';
 import { isolationFailed } from '../../src/record/event-batch';
 import { EVENT_NAMES, EventType, isPageRefEvent } from '../../src/record/event-types';
 import { pfnSampledIn, stackSampledIn } from '../../src/record/pfn-hash';
-import { findKernels, KernelImage } from '../../src/vm/kernels';
+import type { KernelImage } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
-import { guestFile, oneBootPerKernel } from './guest-runs';
+import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 const TIMEOUT_SEC = 600;
-const kernels = findKernels();
 const guestRun = oneBootPerKernel('sh test/vm/sampling-guest.sh', TIMEOUT_SEC);
 
 interface PageRefEvent {
@@ -135,15 +134,7 @@ function outcomesAddUp(t: { is: (a: number, b: number, message?: string) => void
   }
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('sampling VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('sampling VM tests need a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
-  });
-} else {
-  for (const kernel of kernels) registerSamplingTests(kernel);
-}
+forEachKernel('sampling', registerSamplingTests);
 
 function registerSamplingTests(kernel: KernelImage): void {
   const name = kernel.name;

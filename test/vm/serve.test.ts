@@ -12,11 +12,11 @@
 import test, { ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { findKernels, KernelImage } from '../../src/vm/kernels';
+import type { KernelImage } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
 import { pageref } from '../helpers/cli';
 import { parseExposition, ParsedFamily } from '../helpers/exposition';
-import { guestFile, oneBootPerKernel } from './guest-runs';
+import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 // Two 300 MiB workloads under tracing: about as long as top-guest.sh's (5 to 7 minutes under TCG on a quiet host).
 const TIMEOUT_SEC = 900;
@@ -24,7 +24,6 @@ const TIMEOUT_SEC = 900;
 const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|try_grab/;
 /** A frame of the path that drops a vmsplice'd page's reference: the pipe buffer's release. */
 const PIPE_RELEASE_FRAME = /pipe_buf_release|pipe_release|free_pipe_info/;
-const kernels = findKernels();
 const guestRun = oneBootPerKernel('sh test/vm/serve-guest.sh', TIMEOUT_SEC);
 
 interface Stacks {
@@ -48,15 +47,7 @@ function goPprofTop(file: string, options: string[] = []): string {
   return run.stdout;
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('serve VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('serve VM tests need a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
-  });
-} else {
-  for (const kernel of kernels) registerServeTests(kernel);
-}
+forEachKernel('serve', registerServeTests);
 
 function registerServeTests(kernel: KernelImage): void {
   const name = kernel.name;

@@ -9,11 +9,9 @@ import test from 'ava';
 import { join } from 'node:path';
 import { replayCapture } from '../../src/capture/capture-reader';
 import { CaptureSummary, reportJson } from '../../src/report/capture-summary';
-import { findKernels } from '../../src/vm/kernels';
-import { guestFile, oneBootPerKernel } from './guest-runs';
+import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 const SOAK_SECONDS = Number(process.env.PAGEREF_SOAK_SECONDS ?? 45);
-const kernels = findKernels();
 const guestRun = oneBootPerKernel(`PAGEREF_SOAK_SECONDS=${SOAK_SECONDS} sh test/vm/soak-guest.sh`, SOAK_SECONDS + 300);
 
 /** [seconds since the start, resident KiB] from rss.txt. */
@@ -24,13 +22,7 @@ function rssSamples(text: string): [number, number][] {
     .map((line) => line.split(' ').map(Number) as [number, number]);
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test('soak (skipped: PAGEREF_SKIP_VM=1)', (t) => t.pass());
-} else if (kernels.length === 0) {
-  test('soak needs a test kernel', (t) => t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage'));
-}
-
-for (const kernel of process.env.PAGEREF_SKIP_VM === '1' ? [] : kernels) {
+forEachKernel('soak', (kernel) => {
   const name = kernel.name;
 
   test(`${name}: ${SOAK_SECONDS} s at full rate: every event the kernel saw is received, dropped or counted as filtered`, async (t) => {
@@ -68,4 +60,4 @@ for (const kernel of process.env.PAGEREF_SKIP_VM === '1' ? [] : kernels) {
     t.true(Math.max(...lastThird) <= warmedUp * 1.2 + 8192, 'resident memory kept growing after the warm-up');
     t.true(peak < 256 * 1024, `resident memory peaked at ${peak} KiB`);
   });
-}
+});

@@ -7,9 +7,9 @@
 // interactive screen runs live in tmux in the guest.
 
 import test from 'ava';
-import { findKernels, KernelImage } from '../../src/vm/kernels';
+import type { KernelImage } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
-import { guestFile, oneBootPerKernel } from './guest-runs';
+import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 // Two 300 MiB workloads under tracing and the screen: 5 to 7 minutes under TCG on a quiet host, past 10 when it is shared.
 const TIMEOUT_SEC = 900;
@@ -21,7 +21,6 @@ const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov
  * 6.1, try_grab_folio on 6.12).
  */
 const PIN_TELLING_FRAME = /^(try_grab|try_get_folio|gup_|__gup|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|vmsplice)/;
-const kernels = findKernels();
 const guestRun = oneBootPerKernel('sh test/vm/top-guest.sh', TIMEOUT_SEC);
 
 function pinnedPfns(run: VmResult, name: string): string[] {
@@ -49,15 +48,7 @@ interface TopLine {
   culprits: { frame: string; kind: string; pages: number }[];
 }
 
-if (process.env.PAGEREF_SKIP_VM === '1') {
-  test.skip('top VM tests skipped: PAGEREF_SKIP_VM=1', () => {});
-} else if (kernels.length === 0) {
-  test('top VM tests need a test kernel', (t) => {
-    t.fail('no kernel found: set PAGEREF_KERNELS or provide ../shared/vm/kernels/*/bzImage');
-  });
-} else {
-  for (const kernel of kernels) registerTopTests(kernel);
-}
+forEachKernel('top', registerTopTests);
 
 function registerTopTests(kernel: KernelImage): void {
   const name = kernel.name;
