@@ -22,7 +22,7 @@ CHURN_ROUNDS=$2
 ROUNDS=$3
 RUNS=$4
 shift 4
-[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate
+[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate pagerefHeld pagerefStackHeld
 MODES="$*"
 TSV="$out/bench.tsv"
 : > "$TSV"
@@ -66,6 +66,23 @@ churn() {
 	else
 		fact error "$1" "$2" "page-churn exited $rc: $(last_line "$TMPDIR/churn.out")"
 	fi
+}
+
+# churn_held_runs ROUND MODE TRACER_PID: the workload RUNS times with the
+# tracer process stopped (SIGSTOP) during each run and let go between runs,
+# as ftrace's buffer is read only after its runs: the kernel side's cost
+# alone, without the reader's turns on TCG's one host thread. The ring must
+# hold a whole run's records (the notes say if one was dropped).
+churn_held_runs() {
+	n=0
+	while [ $n -lt "$RUNS" ]; do
+		kill -STOP "$3"
+		churn "$1" "$2"
+		kill -CONT "$3"
+		# Time to drain the run's records before the next one (about a second under TCG).
+		sleep 5
+		n=$((n + 1))
+	done
 }
 
 # churn_runs ROUND MODE [TRACER_PID]: the workload RUNS times, under whatever is attached.
@@ -158,11 +175,13 @@ run_bpftrace() {
 	fact note "$1" "$2" "$(head -n 1 "$log")"
 }
 
-# run_pageref ROUND MODE RECORD_FLAGS...
+# run_pageref ROUND MODE RECORD_FLAGS...: modes named *Held stop the recorder during each run.
 run_pageref() {
 	round=$1
 	mode=$2
 	shift 2
+	runs=churn_runs
+	case $mode in *Held) runs=churn_held_runs ;; esac
 	capture="$TMPDIR/bench.pgref"
 	log="$out/record-$mode-$round.log"
 	rm -f "$capture"
@@ -171,7 +190,7 @@ run_pageref() {
 	tracer=$!
 	if wait_attached "$log" $tracer; then
 		fact attach "$round" "$mode" "$start	$(uptime_s)"
-		churn_runs "$round" "$mode" $tracer
+		$runs "$round" "$mode" $tracer
 		stop $tracer
 		rc=$?
 		[ $rc -eq 0 ] || fact error "$round" "$mode" "pageref record exited $rc after the run: $(last_line "$log")"
@@ -210,6 +229,9 @@ run_mode() {
 	pagerefStack) run_pageref "$1" "$2" ;;
 	pagerefSampled) run_pageref "$1" "$2" --no-stacks --sample-pfn 64 ;;
 	pagerefAggregate) run_pageref "$1" "$2" --aggregate ;;
+	# The first two with the recorder stopped during each run (see churn_held_runs).
+	pagerefHeld) run_pageref "$1" "$2" --no-stacks --buffer-size 64M ;;
+	pagerefStackHeld) run_pageref "$1" "$2" --buffer-size 64M ;;
 	# The same two, with page_ref attached as perf tracepoints instead of tp_btf:
 	# how the attach type was chosen (BENCHMARKS.md).
 	pagerefTracepoint) run_pageref "$1" "$2" --no-stacks --attach tracepoint ;;
