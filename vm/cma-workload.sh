@@ -24,10 +24,10 @@
 # pages stay pinned N seconds after the allocation, announced on stderr by
 # "cma-workload: allocation failed; holding the pins for N s".
 #
-# With CMA_PIN_GATE=FIFO (first form), the holder faults in MIB and gives
-# back what it will not pin, then the script says "cma-workload: ready to
-# pin; waiting for a line on FIFO" on stderr and pins only after reading a
-# line from FIFO. A tracer started in between records the pins, the failed
+# With CMA_PIN_GATE=FIFO (first form), the holder faults in MIB, then the
+# script says "cma-workload: ready to pin; waiting for a line on FIFO" on
+# stderr, and the holder gives back what it will not pin and pins only after
+# a line is read from FIFO. A tracer started in between records the pins, the failed
 # allocation and the release, without the ~900,000 page_ref events of the
 # fault-in: with stacks, under TCG, those took 37 s on a quiet host and over
 # 120 s on a busy one.

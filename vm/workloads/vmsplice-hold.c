@@ -15,9 +15,13 @@
  * CMA allocation, instead of tens of thousands (vm/cma-workload.sh). Prints
  * "holding K pages: 0xPFN 0xPFN ..." (pfns ascending). Needs root: pagemap
  * shows pfns only to CAP_SYS_ADMIN. The other pages are given back before
- * the pins are taken. With --gate it prints "ready to pin K pages" once they
- * are, and pins only on SIGUSR1: a tracer started in between sees the pins
- * without the hundreds of thousands of events of faulting in MIB.
+ * the pins are taken. With --gate it prints "ready to pin" once MIB is
+ * faulted in, and goes on (gives back, pins) only on SIGUSR1: a tracer
+ * started in between sees the pins without the hundreds of thousands of
+ * events of faulting in MIB. It starts while MIB still fills the CMA area,
+ * so that its own memory lands outside it, as without the gate: pages of
+ * the tracer's in the CMA area, migrated by the allocation, made isolation
+ * fail at them too.
  *
  * Then sleeps until SIGINT or SIGTERM; exiting frees the pipes and so drops
  * the references.
@@ -197,12 +201,12 @@ static void pin_chosen(char *mem, long page, const size_t *chosen, size_t k)
 	printf("\n");
 }
 
-/* With --gate: says "ready" and waits for SIGUSR1 (or the end) before pinning. */
+/* With --gate: says "ready" and waits for SIGUSR1 (or the end) before giving back and pinning. */
 static volatile sig_atomic_t go;
 
 static void on_go(int sig) { (void)sig; go = 1; }
 
-static void wait_for_go(size_t k)
+static void wait_for_go(void)
 {
 	/* Blocked until sigsuspend: a signal between the test and the wait is not missed. */
 	sigset_t block, old;
@@ -211,7 +215,7 @@ static void wait_for_go(size_t k)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	printf("ready to pin %zu pages\n", k);
+	printf("ready to pin\n");
 	fflush(stdout);
 	while (!go && !stop)
 		sigsuspend(&old);
@@ -274,9 +278,9 @@ int main(int argc, char **argv)
 
 	if (ranged) {
 		size_t chosen[pins];
-		size_t k = choose_in_range(mem, bytes / page, page, lo, hi, (size_t)pins, chosen);
 		if (gate)
-			wait_for_go(k);
+			wait_for_go();
+		size_t k = choose_in_range(mem, bytes / page, page, lo, hi, (size_t)pins, chosen);
 		pin_chosen(mem, page, chosen, k);
 	} else {
 		splice_all(mem, bytes, page);
