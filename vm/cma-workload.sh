@@ -20,9 +20,11 @@
 # Prints one line:
 #   cma-workload: pinned=0xPFN,0xPFN,... allocation=failed pages=N seconds=S
 # and, if PINNED_PFNS_FILE is set, writes the pinned pfns there one per line.
-# Exits non-zero if the allocation succeeds. With CMA_HOLD_SECONDS=N the
-# pages stay pinned N seconds after the allocation, announced on stderr by
-# "cma-workload: allocation failed; holding the pins for N s".
+# Exits non-zero if the allocation succeeds. With CMA_RELEASE_GATE=FIFO the
+# pages stay pinned after the allocation until a line is read from FIFO,
+# announced on stderr by "cma-workload: allocation failed; holding the pins
+# until a line on FIFO": a test looks at the holders for as long as it needs
+# (a fixed hold was too short for a tracer on a busy host).
 #
 # With CMA_PIN_GATE=FIFO (first form), the holder faults in MIB, then the
 # script says "cma-workload: ready to pin; waiting for a line on FIFO" on
@@ -100,7 +102,10 @@ if [ $mode = pinned ]; then
 		die "largest free CMA chunk is $maxchunk of $count pages; need 3/4 of the area free in one piece"
 	pin_lo=$((base + count / 4)) pin_hi=$((base + count * 3 / 4))
 	hold_args="$mib --pin-range $pin_lo-$pin_hi --pins $PINS"
-	[ -z "${CMA_PIN_GATE:-}" ] || hold_args="$hold_args --gate"
+	# Gated, the holder gives back what it has outside the CMA area before the
+	# tracer starts: the area stays full, and the tracer and its ring buffers
+	# get the memory that filling the area took (300 MiB fill 512 MiB).
+	[ -z "${CMA_PIN_GATE:-}" ] || hold_args="$hold_args --gate --keep-range $base-$((base + count))"
 fi
 
 # The holder's output comes through a fifo that we block on. Polling a file
@@ -167,11 +172,9 @@ if [ $mode = pinned ]; then
 	fi
 	pages=$((maxchunk - SLACK))
 	cma_alloc_once $pages
-	# CMA_HOLD_SECONDS: keep the pages pinned this long after the allocation
-	# (pageref top's VM test looks at the holders while they hold; under 120).
-	if [ "${CMA_HOLD_SECONDS:-0}" -gt 0 ]; then
-		echo "cma-workload: allocation $result; holding the pins for $CMA_HOLD_SECONDS s" >&2
-		sleep "$CMA_HOLD_SECONDS"
+	if [ -n "${CMA_RELEASE_GATE:-}" ]; then
+		echo "cma-workload: allocation $result; holding the pins until a line on $CMA_RELEASE_GATE" >&2
+		read -r _ <"$CMA_RELEASE_GATE" || die "cannot read $CMA_RELEASE_GATE"
 	fi
 else
 	# Successful allocations are freed only after the last attempt: freed at

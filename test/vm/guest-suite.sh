@@ -70,6 +70,8 @@ if cma_start_gated "$out/cma-workload.log" PINNED_PFNS_FILE="$out/pinned.txt"; t
 	node bin/pageref.js record -o "$out/cma.pgref" --buffer-size 64M > "$out/cma-record.log" 2>&1 &
 	recorder=$!
 	wait_attached "$out/cma-record.log" $recorder || echo "pageref record did not attach" >> "$out/cma-record.log"
+	# The tightest moment: holder, recorder and its ring buffers all in memory.
+	grep -E '^(MemTotal|MemFree|MemAvailable|CmaTotal|CmaFree):' /proc/meminfo > "$out/meminfo-cma.txt"
 	cma_open_gate
 	wait $workload
 	echo $? > "$out/cma-workload.rc"
@@ -113,5 +115,7 @@ fi
 
 # --- nothing is left loaded --------------------------------------------------
 bpftool prog show > "$out/bpf-progs-after.txt" 2>&1
+# The kernel's word if something was killed for memory (the host test shows it).
+dmesg | grep -iE -A3 'invoked oom-killer|out of memory' > "$out/oom.txt"
 bpftool link show > "$out/bpf-links-after.txt" 2>&1
 exit 0

@@ -54,27 +54,39 @@ prometheus_scrapes() {
 	wait $prometheus
 }
 
-# serve_over_workload NAME PORT SERVE-ARGS...
+# metrics_show NAME PORT PATTERN: /metrics, fetched into NAME, has a line
+# matching PATTERN (grep -E).
+metrics_show() {
+	fetch "$1" /metrics "$2" && grep -Eq "$3" "$out/$1"
+}
+
+# serve_over_workload NAME PORT HELD AFTER SERVE-ARGS...: serve over the
+# workload. While the pins are held, the endpoints are fetched once /metrics
+# has a line matching HELD; after the pins are released and the workload
+# has ended, once it has one matching AFTER; each at most 60 s (on a busy
+# host serve lags behind the kernel by seconds).
 serve_over_workload() {
 	name=$1
 	port=$2
-	shift 2
-	cma_start_gated "$out/$name-workload.log" CMA_HOLD_SECONDS=8 PINNED_PFNS_FILE="$out/$name-pinned.txt" || return
+	held_pattern=$3
+	after_pattern=$4
+	shift 4
+	cma_start_gated "$out/$name-workload.log" CMA_RELEASE_GATE="$cma_release_gate" PINNED_PFNS_FILE="$out/$name-pinned.txt" || return
 	node bin/pageref.js serve --log "$out/$name.log" "$@" &
 	serve=$!
 	wait_attached "$out/$name.log" $serve || echo "pageref serve did not attach" >>"$out/$name-guest.log"
 	cma_open_gate
-	if wait_for "holding the pins" "$out/$name-workload.log" $workload; then
-		# Records are drained every 20 ms and handed over within 200 ms.
-		sleep 2
-		fetch "$name-held.metrics" /metrics $port
+	if wait_for "holding the pins" "$out/$name-workload.log" $workload 120; then
+		wait_until 60 metrics_show "$name-held.metrics" $port "$held_pattern" ||
+			echo "/metrics had no line matching $held_pattern while the pins were held" >>"$out/$name-guest.log"
 		fetch "$name-held.stacks.json" /stacks $port
 		fetch "$name-held.pb.gz" /debug/pprof/holds $port
 	fi
+	cma_release
 	wait $workload
 	echo $? >"$out/$name-workload.rc"
-	sleep 2
-	fetch "$name-after.metrics" /metrics $port
+	wait_until 60 metrics_show "$name-after.metrics" $port "$after_pattern" ||
+		echo "/metrics had no line matching $after_pattern after the workload" >>"$out/$name-guest.log"
 	fetch "$name-after.stacks.json" /stacks $port
 	fetch "$name-after.pb.gz" /debug/pprof/holds $port
 	fetch "$name-captures.json" /captures $port
@@ -115,13 +127,16 @@ wait $serve
 echo $? >"$out/quiet.rc"
 ls -A "$out/flight-quiet" >"$out/flight-quiet.ls"
 
-serve_over_workload defaults 9464
+# Held: the allocation's end, which comes after its failures, has been
+# counted. After: defaults see only the pins'
+# release (armed by the failures), which makes their stack a culprit.
+serve_over_workload defaults 9464 '^pageref_cma_failed_allocations_total 1$' '^pageref_culprit_pages\{'
 # --comm, as top-guest.sh does: every page_ref event of the CMA areas with
 # a stack is more than one emulated host thread keeps up with. The flight
 # recorder keeps 120 s before a failure: under TCG the pins can come well
 # before the allocation that fails on them.
 mkdir -p "$out/flight"
-serve_over_workload stacks-all 9465 --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold \
+serve_over_workload stacks-all 9465 '^pageref_culprit_pages\{.*kind="pin",role="holder"' '^pageref_flight_captures_total 1$' --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold \
 	--flight-dir "$out/flight" --flight-seconds 120 --flight-after 3
 ls -A "$out/flight" >"$out/flight.ls"
 

@@ -9,12 +9,13 @@ out="$PAGEREF_OUT"
 
 . test/vm/guest-lib.sh
 
-# top_over_workload NAME TOP-ARGS...: the workload faults in its memory;
-# then pageref top in the background (node started directly, so that SIGINT
-# reaches it) printing a snapshot every 2 s into NAME.out; once it has
-# attached, the workload pins its pages, makes the allocation fail and keeps
-# the pins 8 s more, during which top prints at least three snapshots; then
-# SIGINT stops top. One top at a time: two
+# top_over_workload NAME PIN-PATTERN TOP-ARGS...: the workload faults in its
+# memory; then pageref top in the background (node started directly, so
+# that SIGINT reaches it) printing a snapshot every 2 s into NAME.out; once
+# it has attached, the workload pins its pages, makes the allocation fail
+# and keeps the pins until top has printed three snapshots with a line
+# matching PIN-PATTERN (at most 60 s: snapshots come late when the host is
+# busy); then the pins go and SIGINT stops top. One top at a time: two
 # tracers and the 300 MiB holder do not fit in the guest's 512 MiB.
 # --comm vmsplice-hold, as one would point top at a suspect: unfiltered, the
 # guest makes 20,000 page_ref events a second, more than top takes on the
@@ -24,15 +25,18 @@ out="$PAGEREF_OUT"
 # of 512 MiB that the holder was SIGKILLed once on 6.12.
 top_over_workload() {
 	name=$1
-	shift
-	cma_start_gated "$out/$name-workload.log" CMA_HOLD_SECONDS=8 PINNED_PFNS_FILE="$out/$name-pinned.txt" || return
+	pin_pattern=$2
+	shift 2
+	cma_start_gated "$out/$name-workload.log" CMA_RELEASE_GATE="$cma_release_gate" PINNED_PFNS_FILE="$out/$name-pinned.txt" || return
 	node bin/pageref.js top --batch 1000 -d 2 --comm vmsplice-hold "$@" > "$out/$name.out" 2> "$out/$name.log" &
 	top=$!
 	wait_attached "$out/$name.log" $top || echo "pageref top did not attach" >> "$out/$name.log"
 	cma_open_gate
-	if wait_for "holding the pins" "$out/$name-workload.log" $workload; then
-		sleep 7
+	if wait_for "holding the pins" "$out/$name-workload.log" $workload 120; then
+		pins_shown() { [ "$(grep -c -- "$pin_pattern" "$out/$name.out")" -ge 3 ]; }
+		wait_until 60 pins_shown || echo "top showed the pins in fewer than 3 snapshots in 60 s" >> "$out/$name.log"
 	fi
+	cma_release
 	wait $workload
 	echo $? > "$out/$name-workload.rc"
 	kill -INT $top
@@ -40,8 +44,8 @@ top_over_workload() {
 	echo $? > "$out/$name.rc"
 }
 
-top_over_workload holders --view holders --sort kind --rows 10
-top_over_workload json --json --view holders --sort kind --rows 10
+top_over_workload holders '^pin ' --view holders --sort kind --rows 10
+top_over_workload json '"kind":"pin"' --json --view holders --sort kind --rows 10
 
 # --- the interactive screen, live, in tmux ------------------------------------
 # tmux (the host's, over the 9p root) gives top a terminal; page-churn makes

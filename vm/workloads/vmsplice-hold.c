@@ -5,7 +5,7 @@
  * pipes that nobody reads. vmsplice pins each page through GUP, so the
  * kernel cannot migrate it and CMA allocations over it fail isolation.
  *
- * usage: vmsplice-hold MIB [--pin-range START-END [--pins N] [--gate]]
+ * usage: vmsplice-hold MIB [--pin-range START-END [--pins N] [--gate [--keep-range START-END]]]
  *
  * Without options every page of MIB is pinned; prints "holding PAGES pages".
  *
@@ -21,7 +21,10 @@
  * events of faulting in MIB. It starts while MIB still fills the CMA area,
  * so that its own memory lands outside it, as without the gate: pages of
  * the tracer's in the CMA area, migrated by the allocation, made isolation
- * fail at them too.
+ * fail at them too. With --keep-range (the CMA area) it first gives back
+ * its pages outside that range: the area stays full, and the tracer has
+ * the rest of memory (filling the area fills nearly all of it: the page
+ * allocator keeps free CMA pages at about half of the free pages).
  *
  * Then sleeps until SIGINT or SIGTERM; exiting frees the pipes and so drops
  * the references.
@@ -55,7 +58,7 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vmsplice-hold MIB [--pin-range START-END [--pins N] [--gate]]\n");
+	fprintf(stderr, "usage: vmsplice-hold MIB [--pin-range START-END [--pins N] [--gate [--keep-range START-END]]]\n");
 	exit(2);
 }
 
@@ -122,6 +125,36 @@ static void read_pagemap(char *addr, size_t pages, long page, uint64_t *map)
 	close(fd);
 }
 
+/* Gives back (MADV_DONTNEED) every page i of mem with !keep[i], in runs. */
+static void give_back_unkept(char *mem, size_t pages, long page, const char *keep)
+{
+	size_t run = 0;
+	for (size_t i = 0; i <= pages; i++) {
+		if (i < pages && !keep[i])
+			continue;
+		if (i > run && madvise(mem + run * page, (i - run) * page, MADV_DONTNEED) < 0)
+			die("madvise(MADV_DONTNEED)");
+		run = i + 1;
+	}
+}
+
+/* Gives back the pages of mem whose pfn is outside [lo, hi). */
+static void give_back_outside(char *mem, size_t pages, long page, uint64_t lo, uint64_t hi)
+{
+	uint64_t *map = malloc(pages * sizeof(*map));
+	char *keep = malloc(pages);
+	if (!map || !keep)
+		die("malloc");
+	read_pagemap(mem, pages, page, map);
+	for (size_t i = 0; i < pages; i++) {
+		uint64_t pfn = map[i] & PM_PFN_MASK;
+		keep[i] = (map[i] & PM_PRESENT) && pfn >= lo && pfn < hi;
+	}
+	give_back_unkept(mem, pages, page, keep);
+	free(map);
+	free(keep);
+}
+
 /*
  * Chooses up to pins pages of mem whose pfn is in [lo, hi) and gives back all
  * the others, so that the CMA area is free apart from the chosen pages: a
@@ -171,14 +204,7 @@ static size_t choose_in_range(char *mem, size_t pages, long page, uint64_t lo, u
 		exit(1);
 	}
 
-	size_t run = 0;
-	for (size_t i = 0; i <= pages; i++) {
-		if (i < pages && !keep[i])
-			continue;
-		if (i > run && madvise(mem + run * page, (i - run) * page, MADV_DONTNEED) < 0)
-			die("madvise(MADV_DONTNEED)");
-		run = i + 1;
-	}
+	give_back_unkept(mem, pages, page, keep);
 	free(map);
 	free(cand);
 	free(keep);
@@ -231,8 +257,8 @@ int main(int argc, char **argv)
 	size_t bytes = (size_t)atol(argv[1]) << 20;
 	long page = sysconf(_SC_PAGESIZE);
 
-	int ranged = 0, gate = 0;
-	uint64_t lo = 0, hi = 0;
+	int ranged = 0, gate = 0, keep_ranged = 0;
+	uint64_t lo = 0, hi = 0, keep_lo = 0, keep_hi = 0;
 	long pins = 0;
 	for (int i = 2; i < argc; i++) {
 		char *end;
@@ -244,6 +270,14 @@ int main(int argc, char **argv)
 				exit(2);
 			}
 			ranged = 1;
+		} else if (strcmp(argv[i], "--keep-range") == 0 && i + 1 < argc) {
+			const char *s = argv[++i];
+			if (parse_pfn(s, &end, &keep_lo) < 0 || *end != '-' ||
+			    parse_pfn(end + 1, &end, &keep_hi) < 0 || *end != '\0' || keep_hi <= keep_lo) {
+				fprintf(stderr, "vmsplice-hold: --keep-range wants START-END with START < END, not '%s'\n", s);
+				exit(2);
+			}
+			keep_ranged = 1;
 		} else if (strcmp(argv[i], "--gate") == 0) {
 			gate = 1;
 		} else if (strcmp(argv[i], "--pins") == 0 && i + 1 < argc) {
@@ -257,7 +291,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if ((pins || gate) && !ranged)
+	if (((pins || gate) && !ranged) || (keep_ranged && !gate))
 		usage();
 	if (!pins)
 		pins = 16;
@@ -278,6 +312,8 @@ int main(int argc, char **argv)
 
 	if (ranged) {
 		size_t chosen[pins];
+		if (keep_ranged)
+			give_back_outside(mem, bytes / page, page, keep_lo, keep_hi);
 		if (gate)
 			wait_for_go();
 		size_t k = choose_in_range(mem, bytes / page, page, lo, hi, (size_t)pins, chosen);
