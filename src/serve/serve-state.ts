@@ -11,7 +11,7 @@ import { PfnSet } from '../holds/pfn-set';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { Culprit, culprits } from './culprits';
 import type { FlightFile, FlightStats } from './flight-recorder';
-import { renderExposition } from './prometheus-text';
+import type { MetricFamily } from './metric-family';
 import { metricFamilies, ServeSnapshot } from './serve-metrics';
 
 /** A file the flight recorder wrote (FlightFile). */
@@ -25,8 +25,8 @@ export interface FlightView {
 
 /** What the HTTP endpoints read; ServeState is the live one. */
 export interface ServeSource {
-  /** /metrics: the exposition text. */
-  metrics(): string;
+  /** /metrics: the families at the time of the scrape, rendered in the format the scraper asks for. */
+  metricFamilies(): MetricFamily[];
   /** /stacks: every culprit stack id, with its frames, innermost first. */
   culpritStacks(): Record<string, StackListing>;
   /** /debug/pprof/holds: a gzipped pprof profile. */
@@ -137,8 +137,8 @@ export class ServeState implements CaptureSink, ServeSource {
     };
   }
 
-  metrics(): string {
-    return renderExposition(metricFamilies(this.snapshot(), this.options.maxCulprits));
+  metricFamilies(): MetricFamily[] {
+    return metricFamilies(this.snapshot(), this.options.maxCulprits);
   }
 
   culpritStacks(): Record<string, StackListing> {
