@@ -129,3 +129,19 @@ test('reference kinds and telling frames', (t) => {
   t.is(tellingFrame(['__page_ref_mod+0x1', 'folio_put+0x9', 'some_driver_fn+0x2']), 'some_driver_fn+0x2');
   t.is(tellingFrame([]), '[no stack]');
 });
+
+test('forgetBusy: busy pfns that last failed before the cutoff go, then the longest-ago ones beyond the bound; the totals stay', (t) => {
+  const records: Buffer[] = [];
+  let ts = BASE;
+  for (let page = 0; page < 20; page++) {
+    const pfn = BigInt(0x30000 + page);
+    records.push(rawRecord({ type: EventType.TestPagesIsolated, tsNs: (ts += 1000n), pfn, word1: pfn + 1n, word2: pfn, pid: 300, tgid: 300 }));
+  }
+  const analysis = analyse(records, {});
+  const failedAt = (page: number) => analysis.busy.get(0x30000 + page)!.lastFailureNs;
+  t.is(analysis.busy.size, 20);
+  t.is(analysis.forgetBusy(failedAt(5)), 5, 'pages 0 .. 4 failed before the cutoff');
+  t.is(analysis.forgetBusy(failedAt(5), 10), 5, 'then 5 .. 9, the longest ago, over the bound of 10');
+  t.deepEqual([...analysis.busy.keys()].sort((a, b) => a - b), [...Array(10).keys()].map((i) => 0x3000a + i));
+  t.is(analysis.failures, 20);
+});

@@ -12,7 +12,8 @@ import { RecordDecoder } from '../src/record/record-decoder';
 import { StringTable } from '../src/record/string-table';
 import { stackIdOf } from '../src/serve/culprits';
 import { DEFAULT_LISTEN, parseListen, startServer } from '../src/serve/http-server';
-import { renderExposition, escapeLabelValue } from '../src/serve/prometheus-text';
+import { escapeLabelValue, MetricFamily } from '../src/serve/metric-family';
+import { renderExposition } from '../src/serve/prometheus-text';
 import { ServeSource, ServeState } from '../src/serve/serve-state';
 import { counters, testHeader } from './helpers/capture';
 import { pageref } from './helpers/cli';
@@ -27,8 +28,11 @@ const pinFrames = (i: number) => ['__page_ref_mod_unless+0x10', 'try_grab_folio+
  * fails once on each of those pages. Also a put from the exit path on a
  * page with no failure, and seen/dropped counters.
  */
-function servedState(maxCulprits = 10): ServeState {
-  const state = new ServeState(true, maxCulprits);
+/** What /metrics serves in the 0.0.4 text. */
+const exposition = (state: ServeState) => renderExposition(state.metricFamilies());
+
+function servedState(maxCulprits = 10, clock = { nowNs: 3_000_000_000n }, culpritWindowSec = 3600): ServeState {
+  const state = new ServeState({ pageRefAvailable: true, maxCulprits, culpritWindowSec, monotonicNowNs: () => clock.nowNs });
   state.header({ ...testHeader(), eventsAttached: ['page_ref_mod', 'page_ref_mod_unless', 'test_pages_isolated', 'cma_alloc_busy_retry', 'cma_alloc_finish'] });
   state.stacks([...Array(HOLDERS).keys()].map((i) => ({ id: 10 + i, frames: pinFrames(i) })));
   state.stacks([{ id: 99, frames: ['__page_ref_mod_and_test+0x10', 'release_pages+0x1a4', 'exit_mmap+0x120'] }]);
@@ -60,7 +64,7 @@ function servedState(maxCulprits = 10): ServeState {
 }
 
 test('metrics: valid exposition text, HELP and TYPE for each family, counters named _total, the counts of the stream', (t) => {
-  const families = parseExposition(servedState().metrics());
+  const families = parseExposition(exposition(servedState()));
   for (const [name, family] of families) {
     t.true(family.help.length > 10, `${name} has a help text`);
     t.is(name.endsWith('_total'), family.type === 'counter', `${name}: counters and only counters end in _total`);
@@ -82,7 +86,7 @@ test('metrics: valid exposition text, HELP and TYPE for each family, counters na
 });
 
 test('metrics: culprit series are bounded, the stacks with the most busy pages, labelled by a hash of their frames', (t) => {
-  const culprits = parseExposition(servedState(10).metrics()).get('pageref_culprit_pages');
+  const culprits = parseExposition(exposition(servedState(10))).get('pageref_culprit_pages');
   t.is(culprits?.type, 'gauge');
   t.is(culprits?.samples.length, 10, `${HOLDERS} culprit stacks, 10 series`);
   t.deepEqual(
@@ -91,7 +95,31 @@ test('metrics: culprit series are bounded, the stacks with the most busy pages, 
   );
   t.deepEqual(culprits?.samples[0].labels, { stack_id: stackIdOf(pinFrames(11)), kind: 'pin', role: 'holder' });
   t.regex(culprits?.samples[0].labels.stack_id ?? '', /^[0-9a-f]{12}$/);
-  t.is(parseExposition(servedState(3).metrics()).get('pageref_culprit_pages')?.samples.length, 3, '--culprits 3');
+  t.is(parseExposition(exposition(servedState(3))).get('pageref_culprit_pages')?.samples.length, 3, '--culprits 3');
+});
+
+test('the culprits are those of the window: failures older than --culprit-window are forgotten, the totals stay', (t) => {
+  // servedState's failures, as offsets from the capture's base (1 s), are at
+  // 1 s + 80 us + 2 us * k for k = 0 .. 77, one per pinned page.
+  const clock = { nowNs: 3_000_000_000n };
+  const state = servedState(10, clock, 1);
+  const gauge = (name: string) => parseExposition(exposition(state)).get(name)?.samples[0]?.value;
+  t.is(gauge('pageref_busy_pfns'), 78);
+  t.is(gauge('pageref_busy_pfns_forgotten_total'), 0);
+  // The base (1 s) + 1 s after the 40th failure: k = 0 .. 39 are out of the window.
+  clock.nowNs = 1_000_000_000n + 1_000_000_000n + 1_000_080_000n + 2_000n * 39n + 1n;
+  t.is(gauge('pageref_busy_pfns'), 38);
+  t.is(gauge('pageref_busy_pfns_forgotten_total'), 40);
+  t.is(gauge('pageref_isolation_failures_total'), 78, 'the failure total keeps counting');
+  // Stack i (i + 1 pinned pages, failing in order) keeps the pages failed on after k = 39.
+  const pages = new Map(Object.values(state.culpritStacks()).map((c) => [c.frames[2], c.pages]));
+  t.is(pages.get('holder_path_11+0x1c'), 12);
+  t.is(pages.get('holder_path_8+0x1c'), 5, 'pages 40 .. 44 of 36 .. 44');
+  t.false(pages.has('holder_path_7+0x1c'));
+  clock.nowNs += 3_600_000_000_000n;
+  t.is(gauge('pageref_busy_pfns'), 0);
+  t.deepEqual(state.culpritStacks(), {});
+  t.is(parseExposition(exposition(state)).get('pageref_culprit_pages')?.samples.length, 0);
 });
 
 test('stack ids depend on the frames only: the same code path keeps its id across sessions', (t) => {
@@ -125,8 +153,9 @@ function get(address: AddressInfo, path: string, method = 'GET'): Promise<{ stat
 }
 
 test('HTTP: each endpoint of a fake state source, 404 for other paths, 405 for other methods', async (t) => {
+  const families: MetricFamily[] = [{ name: 'm_total', help: 'h', type: 'counter', samples: [{ value: 1 }] }];
   const source: ServeSource = {
-    metrics: () => '# HELP m_total h\n# TYPE m_total counter\nm_total 1\n',
+    metricFamilies: () => families,
     culpritStacks: () => ({ abcdef012345: { kind: 'pin', role: 'holder', pages: 2, frames: ['f1', 'f2'] } }),
     holdsProfile: () => Uint8Array.from([1, 2, 3]),
     captures: () => [],
@@ -137,7 +166,7 @@ test('HTTP: each endpoint of a fake state source, 404 for other paths, 405 for o
   const metrics = await get(address, '/metrics');
   t.is(metrics.status, 200);
   t.is(metrics.type, 'text/plain; version=0.0.4; charset=utf-8');
-  t.is(metrics.body.toString(), source.metrics());
+  t.is(metrics.body.toString(), '# HELP m_total h\n# TYPE m_total counter\nm_total 1\n');
   const stacks = await get(address, '/stacks');
   t.is(stacks.type, 'application/json');
   t.deepEqual(JSON.parse(stacks.body.toString()), source.culpritStacks());
@@ -181,6 +210,8 @@ test('serve: bad options are one line and exit status 2, before the kernel is to
   for (const [args, message] of [
     [['--listen', 'nowhere'], /^pageref: --listen: "nowhere" is not HOST:PORT/],
     [['--culprits', '0'], /^pageref: --culprits: "0"/],
+    [['--culprit-window', '0'], /^pageref: --culprit-window: "0" is not a positive number of seconds/],
+    [['--culprit-window', '1h'], /^pageref: --culprit-window: "1h"/],
     [['--all-pfns', '--cma'], /^pageref: --all-pfns and --cma contradict each other\n$/],
     [['--stacks', 'bogus'], /^pageref: /],
   ] as const) {
@@ -189,4 +220,11 @@ test('serve: bad options are one line and exit status 2, before the kernel is to
     t.regex(run.stderr, message);
     t.is(run.stderr.trim().split('\n').length, 1, run.stderr);
   }
+});
+
+test('serve: a --log that cannot be opened is one line and exit status 1', (t) => {
+  const run = pageref(['serve', '--log', '/nonexistent-pageref-dir/serve.log']);
+  t.is(run.status, 1, run.stderr);
+  t.regex(run.stderr, /^pageref serve: --log \/nonexistent-pageref-dir\/serve\.log: ENOENT/);
+  t.is(run.stderr.trim().split('\n').length, 1, run.stderr);
 });

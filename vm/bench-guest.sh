@@ -22,7 +22,7 @@ CHURN_ROUNDS=$2
 ROUNDS=$3
 RUNS=$4
 shift 4
-[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate pagerefHeld pagerefStackHeld
+[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate pagerefServe pagerefHeld pagerefStackHeld
 MODES="$*"
 TSV="$out/bench.tsv"
 : > "$TSV"
@@ -212,6 +212,24 @@ run_pageref() {
 	rm -f "$capture"
 }
 
+# run_serve ROUND MODE SERVE_FLAGS...: pageref serve (its defaults: the CMA
+# areas, totals in the kernel, stacks once armed), not scraped.
+run_serve() {
+	log="$out/serve-$2-$1.log"
+	start=$(uptime_s)
+	node bin/pageref.js serve --log "$log" "$@" &
+	tracer=$!
+	if wait_attached "$log" $tracer; then
+		fact attach "$1" "$2" "$start	$(uptime_s)"
+		churn_runs "$1" "$2" $tracer
+		stop $tracer || fact error "$1" "$2" "pageref serve exited $? after the run: $(last_line "$log")"
+		fact note "$1" "$2" "$(grep 'stopped by' "$log" | tr '\t' ' ')"
+	else
+		fact error "$1" "$2" "pageref serve did not attach: $(last_line "$log")"
+		stop $tracer
+	fi
+}
+
 run_mode() {
 	case "$REFUSED" in
 	*" $2 "*)
@@ -229,6 +247,7 @@ run_mode() {
 	pagerefStack) run_pageref "$1" "$2" ;;
 	pagerefSampled) run_pageref "$1" "$2" --no-stacks --sample-pfn 64 ;;
 	pagerefAggregate) run_pageref "$1" "$2" --aggregate ;;
+	pagerefServe) run_serve "$1" "$2" ;;
 	# The first two with the recorder stopped during each run (see churn_held_runs).
 	pagerefHeld) run_pageref "$1" "$2" --no-stacks --buffer-size 64M ;;
 	pagerefStackHeld) run_pageref "$1" "$2" --buffer-size 64M ;;
@@ -241,6 +260,9 @@ run_mode() {
 }
 
 # --- the rounds ---------------------------------------------------------------
+
+# serve listens on loopback, which is down until brought up.
+ip link set lo up 2>/dev/null || busybox ip link set lo up
 
 # Large enough for one run's events with stacks on the CPU that runs the
 # workload; `overrun` in the notes says if it was not.

@@ -145,6 +145,23 @@ export class BlameAnalysis implements CaptureSink {
     if (end.trailer) this.lastCounters = end.trailer.counters;
   }
 
+  /**
+   * Forgets the busy pfns whose last failure came before `cutoffNs` and,
+   * beyond `maxBusy`, the ones that failed longest ago: `pageref serve` runs
+   * for weeks and reports the culprits of now, in bounded memory. The totals
+   * (failures, busy retries) keep counting. Returns how many were forgotten.
+   */
+  forgetBusy(cutoffNs: number, maxBusy = Infinity): number {
+    const before = this.busy.size;
+    for (const [pfn, busy] of this.busy) if (busy.lastFailureNs < cutoffNs) this.busy.delete(pfn);
+    if (this.busy.size > maxBusy) {
+      const oldestFirst = [...this.busy.values()].sort((a, b) => a.lastFailureNs - b.lastFailureNs);
+      for (const busy of oldestFirst.slice(0, this.busy.size - maxBusy)) this.busy.delete(busy.pfn);
+    }
+    for (const [pid, pfn] of this.lastBusyByPid) if (!this.busy.has(pfn)) this.lastBusyByPid.delete(pid);
+    return before - this.busy.size;
+  }
+
   /** Frames of a stack id, innermost first; [] when there is none. */
   frames(stackId: number): string[] {
     return this.stackFrames.get(stackId) ?? [];

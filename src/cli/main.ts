@@ -16,6 +16,7 @@ import { serveCommand } from './serve-command';
 import { DEFAULT_LISTEN, parseListen } from '../serve/http-server';
 import { DEFAULT_CULPRIT_SERIES } from '../serve/serve-metrics';
 import { DEFAULT_FLIGHT } from '../serve/flight-recorder';
+import { DEFAULT_CULPRIT_WINDOW_SEC } from '../serve/serve-state';
 import { DEFAULT_PFN_TRACKS } from '../export/perfetto-trace';
 import type { StacksMode } from '../native/tracer';
 
@@ -173,6 +174,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .addOption(new Option('--listen <host:port>', 'address to serve HTTP on').default(DEFAULT_LISTEN, `${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`).argParser(parseListenOption))
       .option('--all-pfns', 'trace the page_ref events of every pfn (default: only those of the CMA areas, as --cma)')
       .addOption(new Option('--culprits <n>', 'culprit stack series on /metrics, at most').default(DEFAULT_CULPRIT_SERIES).argParser((v) => parseCount(v, '--culprits')))
+      .addOption(new Option('--culprit-window <s>', 'culprits are the stacks of pages isolation failed on in the last S seconds').default(DEFAULT_CULPRIT_WINDOW_SEC).argParser((v) => parseSeconds(v, '--culprit-window')))
       .option('--log <file>', 'append log lines to FILE (SIGHUP reopens it) instead of stderr')
       .option('--flight-dir <dir>', 'flight recorder: keep recent records of the traced pfns in memory and write a capture here for each window of isolation failures and CMA busy retries (implies --stacks all unless --stacks is given)')
       .addOption(new Option('--flight-seconds <s>', 'flight recorder: seconds of records kept before a failure').default(DEFAULT_FLIGHT.seconds).argParser((v) => parseSeconds(v, '--flight-seconds')))
@@ -199,7 +201,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     // only when asked for (aggregation leaves them out, bpf/pageref.bpf.c).
     scope.aggregate = !flight && (Boolean(options.aggregate) || scope.stacks === 'armed');
     scope.cma = !options.allPfns;
-    setExit(await serveCommand({ scope, listen: options.listen, culprits: options.culprits, log: options.log, flight, commandLine: ['pageref', ...argv.slice(2)] }));
+    setExit(await serveCommand({ scope, listen: options.listen, culprits: options.culprits, culpritWindowSec: options.culpritWindow, log: options.log, flight, commandLine: ['pageref', ...argv.slice(2)] }));
   });
 
   program

@@ -25,6 +25,8 @@ export interface ServeArgs {
   listen: { host: string; port: number };
   /** Culprit series on /metrics, at most. */
   culprits: number;
+  /** Failures older than this leave the culprits. */
+  culpritWindowSec: number;
   log?: string;
   /** --flight-dir and its limits: the flight recorder; undefined: none. */
   flight?: FlightOptions;
@@ -34,7 +36,13 @@ export interface ServeArgs {
 /** Returns the exit status; throws UsageError for options that cannot work. */
 export async function serveCommand(args: ServeArgs): Promise<number> {
   checkScope(args.scope);
-  const log = new LogFile(args.log);
+  let log: LogFile;
+  try {
+    log = new LogFile(args.log);
+  } catch (error) {
+    process.stderr.write(`pageref serve: --log ${args.log}: ${(error as Error).message}\n`);
+    return 1;
+  }
   const say = (line: string) => log.write(`pageref serve: ${line}`);
   const onHangup = () => {
     log.reopen();
@@ -43,6 +51,7 @@ export async function serveCommand(args: ServeArgs): Promise<number> {
   process.on('SIGHUP', onHangup);
   const stop = stopOnSignals();
   let server: Server | undefined;
+  let forgetTimer: NodeJS.Timeout | undefined;
   try {
     const doctor = runDoctor({ mountTracefs: true });
     const pageRefAvailable = doctor.events.present.some((name) => name.startsWith('page_ref_'));
@@ -61,7 +70,10 @@ export async function serveCommand(args: ServeArgs): Promise<number> {
       return 1;
     }
     resolved.notes.forEach(say);
-    const state = new ServeState(pageRefAvailable, args.culprits);
+    const state = new ServeState({ pageRefAvailable, maxCulprits: args.culprits, culpritWindowSec: args.culpritWindowSec });
+    // Also when nobody scrapes: the busy pfns of old failures would pile up.
+    forgetTimer = setInterval(() => state.forgetOldFailures(), Math.min(args.culpritWindowSec, 60) * 1000);
+    forgetTimer.unref();
     let sink: CaptureSink = state;
     if (args.flight) {
       // Before any BPF: a --flight-dir that cannot be read is found without touching the kernel.
@@ -107,6 +119,7 @@ export async function serveCommand(args: ServeArgs): Promise<number> {
     }
     throw error;
   } finally {
+    clearInterval(forgetTimer);
     stop.release();
     process.off('SIGHUP', onHangup);
     if (server) await closeServer(server);

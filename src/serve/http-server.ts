@@ -3,7 +3,7 @@
 
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text';
+import { renderMetrics } from './metrics-negotiation';
 import type { ServeSource } from './serve-state';
 
 /** Loopback: metrics and stacks say what runs on the machine; exposing them is the operator's decision. */
@@ -17,7 +17,7 @@ export function handleRequest(source: ServeSource, request: IncomingMessage, res
     return;
   }
   const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-  if (path === '/metrics') send(response, 200, PROMETHEUS_CONTENT_TYPE, source.metrics());
+  if (path === '/metrics') sendMetrics(source, request, response);
   else if (path === '/stacks') sendJson(response, 200, source.culpritStacks());
   else if (path.startsWith('/stacks/')) {
     const stack = source.culpritStacks()[path.slice('/stacks/'.length)];
@@ -27,6 +27,13 @@ export function handleRequest(source: ServeSource, request: IncomingMessage, res
     send(response, 200, 'application/octet-stream', source.holdsProfile(), { 'Content-Disposition': 'attachment; filename="holds.pb.gz"' });
   } else if (path === '/captures') sendJson(response, 200, source.captures());
   else send(response, 404, 'text/plain; charset=utf-8', `not found; endpoints: ${ENDPOINTS.join(' ')}\n`);
+}
+
+/** OpenMetrics or 0.0.4 text, as the Accept header asks (metrics-negotiation.ts). */
+function sendMetrics(source: ServeSource, request: IncomingMessage, response: ServerResponse): void {
+  const { contentType, body } = renderMetrics(source.metricFamilies(), request.headers.accept);
+  // a cache between scraper and server must not answer a request for one format with the other
+  send(response, 200, contentType, body, { Vary: 'Accept' });
 }
 
 function sendJson(response: ServerResponse, status: number, value: unknown): void {

@@ -6,7 +6,7 @@ import type { KernelCounters } from '../capture/schema';
 import { EVENT_NAMES, EventName } from '../record/event-types';
 import type { Culprit } from './culprits';
 import type { FlightStats } from './flight-recorder';
-import type { MetricFamily } from './prometheus-text';
+import type { MetricFamily } from './metric-family';
 
 /** Culprit series at most: each is a label set Prometheus keeps, so they stay few. */
 export const DEFAULT_CULPRIT_SERIES = 10;
@@ -25,7 +25,12 @@ export interface ServeSnapshot {
   cpuSeconds: number;
   /** False on a kernel without the page_ref tracepoints (CONFIG_DEBUG_PAGE_REF unset). */
   pageRefAvailable: boolean;
-  /** Ranked, all of them; metricFamilies keeps the first `maxCulprits`. */
+  /** Pages isolation failed on within the culprit window. */
+  busyPfns: number;
+  /** Busy pfns forgotten so far: out of the window, or over the bound. */
+  busyPfnsForgotten: number;
+  culpritWindowSec: number;
+  /** Ranked, all of them (of the busy pfns of the window); metricFamilies keeps the first `maxCulprits`. */
   culprits: Culprit[];
   /** serve --flight-dir: files written and deleted; undefined without a flight recorder. */
   flight?: FlightStats;
@@ -41,12 +46,14 @@ export function metricFamilies(snapshot: ServeSnapshot, maxCulprits: number): Me
     { name: 'pageref_cma_busy_retries_total', type: 'counter', help: 'cma_alloc_busy_retry events: CMA allocations retried because a range was busy.', samples: [{ value: snapshot.cmaBusyRetries }] },
     { name: 'pageref_cma_failed_allocations_total', type: 'counter', help: 'cma_alloc_finish events of allocations that failed.', samples: [{ value: snapshot.cmaFailedAllocations }] },
     { name: 'pageref_pfns_tracked', type: 'gauge', help: 'Distinct pages with page_ref events seen since the start.', samples: [{ value: snapshot.pfnsTracked }] },
-    { name: 'pageref_process_cpu_seconds_total', type: 'counter', help: 'User and system CPU time of the pageref process itself.', samples: [{ value: snapshot.cpuSeconds }] },
+    { name: 'pageref_process_cpu_seconds_total', type: 'counter', unit: 'seconds', help: 'User and system CPU time of the pageref process itself.', samples: [{ value: snapshot.cpuSeconds }] },
     { name: 'pageref_page_ref_available', type: 'gauge', help: '1 if the kernel has the page_ref tracepoints (CONFIG_DEBUG_PAGE_REF); 0: only isolation and CMA events are traced.', samples: [{ value: snapshot.pageRefAvailable ? 1 : 0 }] },
+    { name: 'pageref_busy_pfns', type: 'gauge', help: `Pages isolation failed on in the last ${snapshot.culpritWindowSec} s (--culprit-window), the culprits' pages.`, samples: [{ value: snapshot.busyPfns }] },
+    { name: 'pageref_busy_pfns_forgotten_total', type: 'counter', help: 'Busy pages forgotten: their last failure left the culprit window, or more failed than serve keeps.', samples: [{ value: snapshot.busyPfnsForgotten }] },
     {
       name: 'pageref_culprit_pages',
       type: 'gauge',
-      help: 'Busy pages (isolation failed on them) each stack held or released references on; the top stacks only. Frames: /stacks/<stack_id>.',
+      help: 'Busy pages (isolation failed on them in the culprit window) each stack held or released references on; the top stacks only. Frames: /stacks/<stack_id>.',
       samples: snapshot.culprits.slice(0, maxCulprits).map((c) => ({ labels: { stack_id: c.id, kind: c.kind, role: c.role }, value: c.pages })),
     },
   ];

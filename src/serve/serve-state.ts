@@ -7,10 +7,11 @@ import { HoldProfile } from '../export/pprof-profile';
 import type { EventBatch } from '../record/event-batch';
 import { EventName, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
+import { PfnSet } from '../holds/pfn-set';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { Culprit, culprits } from './culprits';
 import type { FlightFile, FlightStats } from './flight-recorder';
-import { renderExposition } from './prometheus-text';
+import type { MetricFamily } from './metric-family';
 import { metricFamilies, ServeSnapshot } from './serve-metrics';
 
 /** A file the flight recorder wrote (FlightFile). */
@@ -24,8 +25,8 @@ export interface FlightView {
 
 /** What the HTTP endpoints read; ServeState is the live one. */
 export interface ServeSource {
-  /** /metrics: the exposition text. */
-  metrics(): string;
+  /** /metrics: the families at the time of the scrape, rendered in the format the scraper asks for. */
+  metricFamilies(): MetricFamily[];
   /** /stacks: every culprit stack id, with its frames, innermost first. */
   culpritStacks(): Record<string, StackListing>;
   /** /debug/pprof/holds: a gzipped pprof profile. */
@@ -41,25 +42,42 @@ export interface StackListing {
   frames: string[];
 }
 
+/** Busy pfns kept at most, however many fail within the culprit window. */
+export const MAX_BUSY_PFNS = 65536;
+
+/** serve --culprit-window: failures older than this leave the culprits (one hour). */
+export const DEFAULT_CULPRIT_WINDOW_SEC = 3600;
+
+export interface ServeStateOptions {
+  /** False when the kernel lacks the page_ref tracepoints. */
+  pageRefAvailable: boolean;
+  /** Culprit series on /metrics, at most. */
+  maxCulprits: number;
+  /** Busy pfns whose last failure is older than this are forgotten. */
+  culpritWindowSec: number;
+  /** The clock of the kernel's timestamps (bpf_ktime_get_ns: CLOCK_MONOTONIC, as process.hrtime). */
+  monotonicNowNs?: () => bigint;
+}
+
 export class ServeState implements CaptureSink, ServeSource {
   private readonly profile = new HoldProfile();
   private eventsAttached: EventName[] = [];
   private counters_: KernelCounters | undefined;
-  private readonly pfns = new Set<number>();
+  private readonly pfns = new PfnSet();
+  private forgotten = 0;
+  private readonly monotonicNowNs: () => bigint;
+  /** Record times are offsets from this (CaptureHeader.monotonicBaseNs); undefined before the header. */
+  private monotonicBaseNs: bigint | undefined;
   /** serve --flight-dir: the recorder in front of this state. */
   flight: FlightView | undefined;
 
-  /**
-   * @param pageRefAvailable false when the kernel lacks the page_ref tracepoints
-   * @param maxCulprits culprit series on /metrics, at most
-   */
-  constructor(
-    private readonly pageRefAvailable: boolean,
-    private readonly maxCulprits: number,
-  ) {}
+  constructor(private readonly options: ServeStateOptions) {
+    this.monotonicNowNs = options.monotonicNowNs ?? process.hrtime.bigint;
+  }
 
   header(header: CaptureHeader): void {
     this.eventsAttached = header.eventsAttached as EventName[];
+    this.monotonicBaseNs = BigInt(header.monotonicBaseNs);
     this.profile.header(header);
   }
 
@@ -87,7 +105,19 @@ export class ServeState implements CaptureSink, ServeSource {
     this.profile.end(end);
   }
 
+  /**
+   * Forgets the busy pfns that last failed before the culprit window (serve
+   * calls it on a timer, and every answer calls it first). The totals stay.
+   */
+  forgetOldFailures(): void {
+    if (this.monotonicBaseNs === undefined) return;
+    const nowNs = Number(this.monotonicNowNs() - this.monotonicBaseNs);
+    const cutoffNs = nowNs - this.options.culpritWindowSec * 1e9;
+    this.forgotten += this.profile.analysis.forgetBusy(cutoffNs, MAX_BUSY_PFNS);
+  }
+
   snapshot(): ServeSnapshot {
+    this.forgetOldFailures();
     const blame = this.profile.analysis;
     const cpu = process.cpuUsage();
     return {
@@ -98,21 +128,26 @@ export class ServeState implements CaptureSink, ServeSource {
       cmaFailedAllocations: blame.cmaFailedAllocations,
       pfnsTracked: this.pfns.size,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      pageRefAvailable: this.pageRefAvailable,
+      pageRefAvailable: this.options.pageRefAvailable,
+      busyPfns: blame.busy.size,
+      busyPfnsForgotten: this.forgotten,
+      culpritWindowSec: this.options.culpritWindowSec,
       culprits: culprits(blame),
       flight: this.flight?.stats,
     };
   }
 
-  metrics(): string {
-    return renderExposition(metricFamilies(this.snapshot(), this.maxCulprits));
+  metricFamilies(): MetricFamily[] {
+    return metricFamilies(this.snapshot(), this.options.maxCulprits);
   }
 
   culpritStacks(): Record<string, StackListing> {
+    this.forgetOldFailures();
     return stackListings(culprits(this.profile.analysis));
   }
 
   holdsProfile(): Uint8Array {
+    this.forgetOldFailures();
     return this.profile.encode().bytes;
   }
 

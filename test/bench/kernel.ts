@@ -42,6 +42,7 @@ const MODES = [
   'pagerefStack',
   'pagerefSampled',
   'pagerefAggregate',
+  'pagerefServe',
   'pagerefHeld',
   'pagerefStackHeld',
 ] as const;
@@ -57,6 +58,7 @@ const DESCRIPTIONS: Record<Mode, string> = {
   pagerefStack: 'record (stacks)',
   pagerefSampled: 'record --no-stacks --sample-pfn 64',
   pagerefAggregate: 'record --aggregate',
+  pagerefServe: 'serve at its defaults (CMA areas, totals in the kernel, stacks once armed)',
   pagerefHeld: 'record --no-stacks, stopped during each run (as ftrace, read after)',
   pagerefStackHeld: 'record (stacks), stopped during each run',
 };
@@ -74,6 +76,8 @@ export interface KernelBench {
   pagerefStackNs: number | null;
   pagerefSampledNs: number | null;
   pagerefAggregateNs: number | null;
+  /** `pageref serve` at its defaults, not scraped. Not in the issue's object; beside it. */
+  pagerefServeNs: number | null;
   /**
    * pageref and pagerefStack with the recorder stopped (SIGSTOP) while the
    * workload runs and let go between runs: the kernel side alone, as ftrace's
@@ -234,6 +238,7 @@ function summarise(kernel: string, rounds: number, facts: Facts): KernelBench {
     pagerefStackNs: ns('pagerefStack'),
     pagerefSampledNs: ns('pagerefSampled'),
     pagerefAggregateNs: ns('pagerefAggregate'),
+    pagerefServeNs: ns('pagerefServe'),
     pagerefHeldNs: ns('pagerefHeld'),
     pagerefStackHeldNs: ns('pagerefStackHeld'),
     events,

@@ -1,6 +1,8 @@
-// What the VM test files share: their tests once per test kernel, one boot per kernel, one guest at a time
-// (two emulated guests on two cores only slow each other down), and reading
-// what the guest script left in its output folder.
+// What the VM test files share: their tests once per test kernel, one boot
+// per kernel, the kernels of a file one after the other, and reading what the
+// guest script left in its output folder. ava runs two test files at a time
+// (package.json): TCG emulates each guest on one host thread, so two guests
+// keep this machine's two cores busy where one left a core idle.
 
 import test from 'ava';
 import { readFileSync } from 'node:fs';
