@@ -24,7 +24,9 @@
 # pages stay pinned after the allocation until a line is read from FIFO,
 # announced on stderr by "cma-workload: allocation failed; holding the pins
 # until a line on FIFO": a test looks at the holders for as long as it needs
-# (a fixed hold was too short for a tracer on a busy host).
+# (a fixed hold was too short for a tracer on a busy host). A line "again"
+# makes one more allocation of the same size over the same pins first
+# (announced by "cma-workload: allocation failed again").
 #
 # With CMA_PIN_GATE=FIFO (first form), the holder faults in MIB, then the
 # script says "cma-workload: ready to pin; waiting for a line on FIFO" on
@@ -174,7 +176,13 @@ if [ $mode = pinned ]; then
 	cma_alloc_once $pages
 	if [ -n "${CMA_RELEASE_GATE:-}" ]; then
 		echo "cma-workload: allocation $result; holding the pins until a line on $CMA_RELEASE_GATE" >&2
-		read -r _ <"$CMA_RELEASE_GATE" || die "cannot read $CMA_RELEASE_GATE"
+		# "again": one more allocation of the same size, over the same pins.
+		while read -r order <"$CMA_RELEASE_GATE" || die "cannot read $CMA_RELEASE_GATE"; [ "$order" = again ]; do
+			first_result=$result
+			cma_alloc_once $pages
+			echo "cma-workload: allocation $result again; holding the pins" >&2
+			result=$first_result
+		done
 	fi
 else
 	# Successful allocations are freed only after the last attempt: freed at

@@ -4,7 +4,7 @@
 // pageref's modes, interleaved, best of each. Prints numbers; asserts nothing
 // (targets and results are in BENCHMARKS.md).
 //
-//   node dist/test/bench/kernel.js [--json] [--kernel NAME] [--rounds N] [--runs N] [--host-clock] [--keep DIR] [--timeout SEC]
+//   node dist/test/bench/kernel.js [--json] [--kernel NAME] [--rounds N] [--runs N] [--host-clock] [--keep DIR] [--timeout SEC] [--modes MODE,...]
 //   node dist/test/bench/kernel.js [--json] --from DIR     the results a --keep DIR run left, again
 
 import { execFileSync } from 'node:child_process';
@@ -106,6 +106,8 @@ interface Options {
   keep?: string;
   from?: string;
   timeoutSec?: number;
+  /** --modes a,b,...: only these (base is always wanted for the overheads); all by default. */
+  modes?: Mode[];
 }
 
 interface Run {
@@ -140,6 +142,12 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--host-clock') options.hostClock = true;
     else if (arg === '--keep') options.keep = value();
     else if (arg === '--from') options.from = value();
+    else if (arg === '--modes') {
+      const modes = value().split(',');
+      const unknown = modes.find((m) => !(MODES as readonly string[]).includes(m));
+      if (unknown !== undefined) throw new UsageError(`--modes: unknown mode ${unknown} (modes: ${MODES.join(',')})`);
+      options.modes = modes as Mode[];
+    }
     else if (arg === '--rounds' || arg === '--runs' || arg === '--timeout') {
       const n = Number(value());
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`${arg} takes a whole number above 0`);
@@ -415,7 +423,7 @@ async function main(): Promise<number> {
   try {
     result = await runInVm({
       kernel,
-      script: `sh vm/bench-guest.sh ${MIB} ${CHURN_ROUNDS} ${options.rounds} ${options.runs}`,
+      script: `sh vm/bench-guest.sh ${MIB} ${CHURN_ROUNDS} ${options.rounds} ${options.runs}${options.modes ? ` ${options.modes.join(' ')}` : ''}`,
       timeoutSec,
       memoryMiB: MEMORY_MIB,
       // The guest's clock counts instructions (1 ns each), so that what else

@@ -61,6 +61,10 @@ open_fifo_gate() { timeout 10 sh -c 'echo go >"$1"' sh "$1"; }
 # tracer failed, so that the workload ends rather than waits for ever.
 cma_open_gate() { open_fifo_gate "$cma_gate"; }
 
+# cma_allocate_again: a workload started with CMA_RELEASE_GATE makes one more
+# allocation over the same pins; see wait_for "allocation failed again".
+cma_allocate_again() { timeout 10 sh -c 'echo again >"$1"' sh "$cma_release_gate"; }
+
 # cma_release: lets a workload started with CMA_RELEASE_GATE unpin and end.
 # Called whatever happened before, so that it never waits for ever.
 cma_release() { open_fifo_gate "$cma_release_gate"; }

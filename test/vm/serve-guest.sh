@@ -7,7 +7,9 @@
 # succeeds), then serve at the defaults
 # (CMA areas only, totals in the kernel, stacks once armed), then with
 # --stacks all and the flight recorder, which sees the pins being taken and
-# writes a capture around the failures. One tracer at a time: two
+# writes a capture around the failures; a second allocation over the same
+# pins makes a second file, which replaces the first (--flight-max-files 1).
+# One tracer at a time: two
 # and the 300 MiB holder do not fit in the guest's 512 MiB.
 # Everything the host test checks is left in $PAGEREF_OUT; nothing here
 # decides pass or fail.
@@ -81,6 +83,7 @@ serve_over_workload() {
 			echo "/metrics had no line matching $held_pattern while the pins were held" >>"$out/$name-guest.log"
 		fetch "$name-held.stacks.json" /stacks $port
 		fetch "$name-held.pb.gz" /debug/pprof/holds $port
+		[ $name = stacks-all ] && second_flight_window $port
 	fi
 	cma_release
 	wait $workload
@@ -100,6 +103,18 @@ serve_over_workload() {
 	kill -TERM $serve
 	wait $serve
 	echo $? >"$out/$name.rc"
+}
+
+# second_flight_window PORT: once the first window's file is written, one
+# more allocation over the same pins opens a second window; with
+# --flight-max-files 1 its file replaces the first.
+second_flight_window() {
+	wait_until 60 metrics_show stacks-all-first.metrics $1 '^pageref_flight_captures_total 1$' ||
+		echo "no first flight file in 60 s" >>"$out/stacks-all-guest.log"
+	ls -A "$out/flight" >"$out/flight-first.ls"
+	cma_allocate_again
+	wait_for "allocation failed again" "$out/stacks-all-workload.log" $workload 120 ||
+		echo "the second allocation did not fail" >>"$out/stacks-all-guest.log"
 }
 
 # --- the flight recorder where nothing fails -----------------------------------
@@ -136,8 +151,8 @@ serve_over_workload defaults 9464 '^pageref_cma_failed_allocations_total 1$' '^p
 # recorder keeps 120 s before a failure: under TCG the pins can come well
 # before the allocation that fails on them.
 mkdir -p "$out/flight"
-serve_over_workload stacks-all 9465 '^pageref_culprit_pages\{.*kind="pin",role="holder"' '^pageref_flight_captures_total 1$' --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold \
-	--flight-dir "$out/flight" --flight-seconds 120 --flight-after 3
+serve_over_workload stacks-all 9465 '^pageref_culprit_pages\{.*kind="pin",role="holder"' '^pageref_flight_captures_deleted_total 1$' --listen 127.0.0.1:9465 --stacks all --comm vmsplice-hold \
+	--flight-dir "$out/flight" --flight-seconds 120 --flight-after 3 --flight-max-files 1
 ls -A "$out/flight" >"$out/flight.ls"
 
 # --- nothing is left loaded, nothing listens ---------------------------------

@@ -149,27 +149,34 @@ function registerServeTests(kernel: KernelImage): void {
     t.is(guestFile(run, 'flight-quiet.ls'), '', 'nothing in --flight-dir');
   });
 
-  test(`${name}: serve --flight-dir: the flight recorder writes one capture around the failures, /captures lists it, and pageref blame on it names the vmsplice pin as the holder`, async (t) => {
+  test(`${name}: serve --flight-dir: a capture for each window of failures, /captures lists it, --flight-max-files 1 keeps the newest, and pageref blame on it names the vmsplice pin as the holder`, async (t) => {
     const run = await guestRun(kernel);
+    const guestLog = guestFile(run, 'stacks-all-guest.log');
+    const first = guestFile(run, 'flight-first.ls').split('\n').filter((f) => f !== '');
+    t.is(first.length, 1, `the first allocation's 33 failures come within a second: one window, one file: ${first.join(' ')} ${guestLog}`);
+    t.regex(guestFile(run, 'stacks-all-workload.log'), /allocation failed again/, 'the second allocation failed on the same pins');
     const files = guestFile(run, 'flight.ls').split('\n').filter((f) => f !== '');
-    t.is(files.length, 1, `the 33 failures come within a second: one window, one file: ${files.join(' ')}`);
+    t.is(files.length, 1, `--flight-max-files 1: ${files.join(' ')}`);
     t.regex(files[0] ?? '', /^pageref-flight-\d{8}T\d{6}\.\d{3}Z\.capture$/);
+    t.true(files[0] !== undefined && files[0] > first[0], `the second window's file (${files[0]}) replaced the first (${first[0]})`);
     const after = metrics(t, run, 'stacks-all-after.metrics');
     const failures = (value(after, 'pageref_isolation_failures_total') ?? 0) + (value(after, 'pageref_cma_busy_retries_total') ?? 0);
     t.true(failures > 0);
-    t.is(value(after, 'pageref_flight_captures_total'), 1);
-    t.is(value(after, 'pageref_flight_captures_deleted_total'), 0);
+    t.is(value(after, 'pageref_flight_captures_total'), 2, guestLog);
+    t.is(value(after, 'pageref_flight_captures_deleted_total'), 1, 'the oldest file went');
     const listing = JSON.parse(guestFile(run, 'stacks-all-captures.json'));
     t.is(listing.length, 1, JSON.stringify(listing));
     t.is(listing[0]?.name, files[0]);
-    t.is(listing[0]?.failures, failures, 'every isolation failure and busy retry of the session is in the one window');
-    const wrote = /^(\S+) pageref serve: flight recorder: wrote .*pageref-flight-.*\.capture \(\d+ bytes, \d+ failures; the window ended\)$/m.exec(guestFile(run, 'stacks-all.log.1'));
-    t.truthy(wrote, guestFile(run, 'stacks-all.log.1'));
+    t.true(listing[0]?.failures > 0 && listing[0]?.failures < failures, `the second window holds the second allocation's failures only: ${listing[0]?.failures} of ${failures}`);
+    const log = guestFile(run, 'stacks-all.log.1');
+    const written = [...log.matchAll(/^(\S+) pageref serve: flight recorder: wrote .*(pageref-flight-\S+\.capture) \(\d+ bytes, \d+ failures; the window ended\)$/gm)];
+    t.deepEqual(written.map((w) => w[2]), [first[0], files[0]], log);
+    t.regex(log, new RegExp(`deleted .*${first[0]?.replace(/\./g, '\\.')}`), 'the log says which file went');
     // Named by the wall-clock time of the first failure: seconds (--flight-after 3, under TCG) before the file was written.
     const stamp = /^pageref-flight-(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d\.\d{3})Z/.exec(files[0] ?? '');
     const named = stamp ? Date.parse(`${stamp[1]}-${stamp[2]}-${stamp[3]}T${stamp[4]}:${stamp[5]}:${stamp[6]}Z`) : NaN;
-    const lag = (Date.parse(wrote?.[1] ?? '') - named) / 1000;
-    t.true(lag >= 3 && lag < 60, `file named ${files[0]}, written at ${wrote?.[1]}: ${lag} s later`);
+    const lag = (Date.parse(written[1]?.[1] ?? '') - named) / 1000;
+    t.true(lag >= 3 && lag < 60, `file named ${files[0]}, written at ${written[1]?.[1]}: ${lag} s later`);
 
     const blame = pageref(['blame', '--json', join(run.outDir, 'flight', files[0] ?? 'none')]);
     t.is(blame.status, 0, blame.stderr);
