@@ -15,36 +15,8 @@ node bin/pageref.js doctor --json > "$out/doctor.json" 2> "$out/doctor.err"
 echo $? > "$out/doctor.rc"
 
 # --- oracle: pageref --pid against the kernel's own ftrace, same pid -------
-go="$TMPDIR/go"
-mkfifo "$go"
-# page-churn blocks opening the fifo until we write "go": both tracers are
-# attached before it does anything.
-build/Release/page-churn 8 4 < "$go" > "$out/churn.log" 2>&1 &
-churn=$!
-echo 0 > $T/tracing_on
-echo 32768 > $T/buffer_size_kb
-echo > $T/trace
-echo $churn > $T/set_event_pid
-for event in $T/events/page_ref/page_ref_*; do echo 1 > "$event/enable"; done
-echo 1 > $T/tracing_on
-node bin/pageref.js record -o "$out/oracle.pgref" --pid $churn > "$out/oracle-record.log" 2>&1 &
-recorder=$!
-if wait_attached "$out/oracle-record.log" $recorder; then
-	echo go > "$go"
-	wait $churn
-	echo $? > "$out/churn.rc"
-else
-	echo "pageref record did not attach" >> "$out/oracle-record.log"
-	kill $churn
-fi
-echo 0 > $T/tracing_on
-kill -INT $recorder
-wait $recorder
-echo $? > "$out/oracle-record.rc"
-cat $T/per_cpu/cpu*/stats > "$out/ftrace-stats.txt"
+traced oracle 8 4
 grep -v '^#' $T/trace > "$out/ftrace.txt"
-for event in $T/events/page_ref/page_ref_*; do echo 0 > "$event/enable"; done
-echo > $T/set_event_pid
 echo > $T/trace
 echo 1408 > $T/buffer_size_kb
 

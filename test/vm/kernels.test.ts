@@ -78,8 +78,8 @@ function registerKernelTests(kernel: KernelImage): void {
   test(`${name}: pageref --pid counts exactly what the kernel's ftrace saw for the same pid`, async (t) => {
     const run = await suiteRun(kernel);
     t.is(file(run, 'oracle-record.rc').trim(), '0', file(run, 'oracle-record.log'));
-    t.is(file(run, 'churn.rc').trim(), '0', file(run, 'churn.log'));
-    const stats = file(run, 'ftrace-stats.txt');
+    t.is(file(run, 'oracle-churn.rc').trim(), '0', file(run, 'oracle-churn.log'));
+    const stats = file(run, 'oracle-ftrace-stats.txt');
     t.notRegex(stats, /overrun: [1-9]/, 'ftrace lost events: the oracle is incomplete');
     const expected = ftraceCounts(file(run, 'ftrace.txt'));
     const got = report(join(run.outDir, 'oracle.pgref'));
