@@ -215,17 +215,20 @@ run_pageref() {
 # run_serve ROUND MODE SERVE_FLAGS...: pageref serve (its defaults: the CMA
 # areas, totals in the kernel, stacks once armed), not scraped.
 run_serve() {
-	log="$out/serve-$2-$1.log"
+	round=$1
+	mode=$2
+	shift 2
+	log="$out/serve-$mode-$round.log"
 	start=$(uptime_s)
-	node bin/pageref.js serve --log "$log" "$@" &
+	node bin/pageref.js serve --log "$log" "$@" > "$log.out" 2>&1 &
 	tracer=$!
 	if wait_attached "$log" $tracer; then
-		fact attach "$1" "$2" "$start	$(uptime_s)"
-		churn_runs "$1" "$2" $tracer
-		stop $tracer || fact error "$1" "$2" "pageref serve exited $? after the run: $(last_line "$log")"
-		fact note "$1" "$2" "$(grep 'stopped by' "$log" | tr '\t' ' ')"
+		fact attach "$round" "$mode" "$start	$(uptime_s)"
+		churn_runs "$round" "$mode" $tracer
+		stop $tracer || fact error "$round" "$mode" "pageref serve exited $? after the run: $(last_line "$log")"
+		fact note "$round" "$mode" "$(grep 'stopped by' "$log" | tr '\t' ' ')"
 	else
-		fact error "$1" "$2" "pageref serve did not attach: $(last_line "$log")"
+		fact error "$round" "$mode" "pageref serve did not attach: $(last_line "$log") $(last_line "$log.out")"
 		stop $tracer
 	fi
 }
