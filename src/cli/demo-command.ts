@@ -15,18 +15,30 @@ import { reportCommand } from './report-command';
 import { blameFile } from './blame-command';
 
 
+/**
+ * The guest's part: the holder faults in its memory and gives back what lies
+ * outside the CMA area before the recorder starts (the area stays full, so
+ * the recorder's pages land outside it, and the fault-in's ~900,000 events
+ * stay out of the capture); then it pins 16 pages in the middle of the area
+ * and one allocation of nearly all of it fails at once (vm/cma-workload.sh,
+ * vm/cma-gate.sh).
+ */
 export function demoScript(): string {
   return [
     'set -u',
     'out="$PAGEREF_OUT"',
+    '. vm/cma-gate.sh',
     'node bin/pageref.js doctor > "$out/doctor.txt" 2>&1 || { cat "$out/doctor.txt"; exit 1; }',
+    'cma_start_gated "$out/workload.log" || { echo "the CMA workload did not get ready:"; cat "$out/workload.log"; exit 1; }',
     'node bin/pageref.js record -o "$out/demo.pgref" --buffer-size 64M > "$out/record.log" 2>&1 &',
     'recorder=$!',
-    // Attaching takes seconds under emulation; the workload must not start before.
-    'for i in $(seq 1 300); do grep -q "attached" "$out/record.log" && break; kill -0 $recorder 2>/dev/null || break; sleep 0.2; done',
-    'grep -q "attached" "$out/record.log" || { echo "pageref record did not attach:"; cat "$out/record.log"; exit 1; }',
-    // Pins 16 pages in the middle of the CMA area, then asks for nearly all of it: fails at once.
-    'sh vm/cma-workload.sh build/Release/vmsplice-hold > "$out/workload.log" 2>&1',
+    // Attaching takes seconds under emulation; the pins must not come before.
+    'if ! wait_for attached "$out/record.log" $recorder 60; then',
+    '  echo "pageref record did not attach:"; cat "$out/record.log"',
+    '  kill $workload; wait $workload; kill -INT $recorder; exit 1',
+    'fi',
+    'cma_open_gate',
+    'wait $workload',
     'workload=$?',
     'kill -INT $recorder; wait $recorder; recorded=$?',
     'cat "$out/workload.log" "$out/record.log"',
