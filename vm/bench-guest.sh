@@ -22,7 +22,7 @@ CHURN_ROUNDS=$2
 ROUNDS=$3
 RUNS=$4
 shift 4
-[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate pagerefServe pagerefHeld pagerefStackHeld
+[ $# -gt 0 ] || set -- base ftrace ftraceStack bpftrace bpftraceStack pageref pagerefStack pagerefSampled pagerefAggregate pagerefServe pagerefFiltered pagerefHeld pagerefStackHeld
 MODES="$*"
 TSV="$out/bench.tsv"
 : > "$TSV"
@@ -251,6 +251,9 @@ run_mode() {
 	pagerefSampled) run_pageref "$1" "$2" --no-stacks --sample-pfn 64 ;;
 	pagerefAggregate) run_pageref "$1" "$2" --aggregate ;;
 	pagerefServe) run_serve "$1" "$2" ;;
+	# Every event filtered out by pid (none has this one, above pid_max's
+	# default): what a program that runs and returns at once costs.
+	pagerefFiltered) run_pageref "$1" "$2" --no-stacks --pid 4194303 ;;
 	# The first two with the recorder stopped during each run (see churn_held_runs).
 	pagerefHeld) run_pageref "$1" "$2" --no-stacks --buffer-size 64M ;;
 	pagerefStackHeld) run_pageref "$1" "$2" --buffer-size 64M ;;

@@ -43,6 +43,7 @@ const MODES = [
   'pagerefSampled',
   'pagerefAggregate',
   'pagerefServe',
+  'pagerefFiltered',
   'pagerefHeld',
   'pagerefStackHeld',
 ] as const;
@@ -59,6 +60,7 @@ const DESCRIPTIONS: Record<Mode, string> = {
   pagerefSampled: 'record --no-stacks --sample-pfn 64',
   pagerefAggregate: 'record --aggregate',
   pagerefServe: 'serve at its defaults (CMA areas, totals in the kernel, stacks once armed)',
+  pagerefFiltered: 'record --no-stacks --pid 4194303 (no such task: every event filtered)',
   pagerefHeld: 'record --no-stacks, stopped during each run (as ftrace, read after)',
   pagerefStackHeld: 'record (stacks), stopped during each run',
 };
@@ -78,6 +80,8 @@ export interface KernelBench {
   pagerefAggregateNs: number | null;
   /** `pageref serve` at its defaults, not scraped. Not in the issue's object; beside it. */
   pagerefServeNs: number | null;
+  /** Every event filtered out in the kernel: the cost of a program that runs and returns. */
+  pagerefFilteredNs: number | null;
   /**
    * pageref and pagerefStack with the recorder stopped (SIGSTOP) while the
    * workload runs and let go between runs: the kernel side alone, as ftrace's
@@ -247,6 +251,7 @@ function summarise(kernel: string, rounds: number, facts: Facts): KernelBench {
     pagerefSampledNs: ns('pagerefSampled'),
     pagerefAggregateNs: ns('pagerefAggregate'),
     pagerefServeNs: ns('pagerefServe'),
+    pagerefFilteredNs: ns('pagerefFiltered'),
     pagerefHeldNs: ns('pagerefHeld'),
     pagerefStackHeldNs: ns('pagerefStackHeld'),
     events,
