@@ -15,6 +15,7 @@ import { RECORD_SIZE, RecordField } from '../record/layout';
 import { RecordDecoder } from '../record/record-decoder';
 import { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
+import { captureNowNs } from '../live/capture-clock';
 
 export interface FlightOptions {
   /** Where capture files go; it must exist. */
@@ -167,8 +168,7 @@ export class FlightRecorder implements CaptureSink {
   }
 
   private now(): number {
-    if (this.clockNs) return this.clockNs();
-    return Number(process.hrtime.bigint() - BigInt(this.header_!.monotonicBaseNs));
+    return this.clockNs ? this.clockNs() : captureNowNs(this.header_!);
   }
 
   private take(bytes: Uint8Array, batch: EventBatch): void {

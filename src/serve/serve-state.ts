@@ -8,6 +8,7 @@ import type { EventBatch } from '../record/event-batch';
 import { EventName, isPageRefEvent } from '../record/event-types';
 import type { StringTable } from '../record/string-table';
 import { PfnSet } from '../holds/pfn-set';
+import { captureNowNs } from '../live/capture-clock';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { Culprit, culprits } from './culprits';
 import type { FlightFile, FlightStats } from './flight-recorder';
@@ -55,8 +56,8 @@ export interface ServeStateOptions {
   maxCulprits: number;
   /** Busy pfns whose last failure is older than this are forgotten. */
   culpritWindowSec: number;
-  /** The clock of the kernel's timestamps (bpf_ktime_get_ns: CLOCK_MONOTONIC, as process.hrtime). */
-  monotonicNowNs?: () => bigint;
+  /** Now, in ns since the header's monotonic base, as the records' times (default: captureNowNs). */
+  clockNs?: () => number;
 }
 
 export class ServeState implements CaptureSink, ServeSource {
@@ -65,19 +66,15 @@ export class ServeState implements CaptureSink, ServeSource {
   private counters_: KernelCounters | undefined;
   private readonly pfns = new PfnSet();
   private forgotten = 0;
-  private readonly monotonicNowNs: () => bigint;
-  /** Record times are offsets from this (CaptureHeader.monotonicBaseNs); undefined before the header. */
-  private monotonicBaseNs: bigint | undefined;
+  private captureHeader: CaptureHeader | undefined;
   /** serve --flight-dir: the recorder in front of this state. */
   flight: FlightView | undefined;
 
-  constructor(private readonly options: ServeStateOptions) {
-    this.monotonicNowNs = options.monotonicNowNs ?? process.hrtime.bigint;
-  }
+  constructor(private readonly options: ServeStateOptions) {}
 
   header(header: CaptureHeader): void {
     this.eventsAttached = header.eventsAttached as EventName[];
-    this.monotonicBaseNs = BigInt(header.monotonicBaseNs);
+    this.captureHeader = header;
     this.profile.header(header);
   }
 
@@ -110,8 +107,8 @@ export class ServeState implements CaptureSink, ServeSource {
    * calls it on a timer, and every answer calls it first). The totals stay.
    */
   forgetOldFailures(): void {
-    if (this.monotonicBaseNs === undefined) return;
-    const nowNs = Number(this.monotonicNowNs() - this.monotonicBaseNs);
+    if (!this.captureHeader) return;
+    const nowNs = this.options.clockNs ? this.options.clockNs() : captureNowNs(this.captureHeader);
     const cutoffNs = nowNs - this.options.culpritWindowSec * 1e9;
     this.forgotten += this.profile.analysis.forgetBusy(cutoffNs, MAX_BUSY_PFNS);
   }
