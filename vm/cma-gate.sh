@@ -1,17 +1,24 @@
 # Shell functions to run vm/cma-workload.sh with its gates, for guest
 # scripts (sourced, cwd = the checkout): `pageref demo` and the VM tests.
 
-# wait_for TEXT LOG PID [SECONDS]: until LOG says TEXT (or PID died), at most SECONDS (60).
-wait_for() {
+# wait_alive PID SECONDS COMMAND...: until COMMAND succeeds (status 0), PID
+# dies or SECONDS pass (status 1), polled every 0.1 s.
+wait_alive() {
+	alive_pid=$1
+	alive_polls=$(($2 * 10))
+	shift 2
 	i=0
-	while [ $i -lt $((${4:-60} * 10)) ]; do
-		grep -q "$1" "$2" && return 0
-		kill -0 "$3" 2>/dev/null || return 1
+	while [ $i -lt $alive_polls ]; do
+		"$@" && return 0
+		kill -0 "$alive_pid" 2>/dev/null || return 1
 		sleep 0.1
 		i=$((i + 1))
 	done
 	return 1
 }
+
+# wait_for TEXT LOG PID [SECONDS]: until LOG says TEXT (or PID died), at most SECONDS (60).
+wait_for() { wait_alive "$3" "${4:-60}" grep -q "$1" "$2"; }
 
 # wait_until SECONDS COMMAND...: until COMMAND succeeds, at most SECONDS
 # (polled every 0.5 s); its status is COMMAND's last.
@@ -51,9 +58,9 @@ cma_start_gated() {
 	return 1
 }
 
-# open_fifo_gate FIFO: writes a line to FIFO; gives up after 10 s (opening a
-# fifo blocks until its reader comes, and a dead workload never comes).
-open_fifo_gate() { timeout 10 sh -c 'echo go >"$1"' sh "$1"; }
+# open_fifo_gate FIFO [LINE]: writes LINE (go) to FIFO; gives up after 10 s
+# (opening a fifo blocks until its reader comes, and a dead workload never comes).
+open_fifo_gate() { timeout 10 sh -c 'echo "$2" >"$1"' sh "$1" "${2:-go}"; }
 
 # cma_open_gate: lets the workload pin and allocate. Called also when the
 # tracer failed, so that the workload ends rather than waits for ever.
@@ -61,7 +68,7 @@ cma_open_gate() { open_fifo_gate "$cma_gate"; }
 
 # cma_allocate_again: a workload started with CMA_RELEASE_GATE makes one more
 # allocation over the same pins; see wait_for "allocation failed again".
-cma_allocate_again() { timeout 10 sh -c 'echo again >"$1"' sh "$cma_release_gate"; }
+cma_allocate_again() { open_fifo_gate "$cma_release_gate" again; }
 
 # cma_release: lets a workload started with CMA_RELEASE_GATE unpin and end.
 # Called whatever happened before, so that it never waits for ever.

@@ -42,31 +42,15 @@ released() {
 	bpf_lists "$1"
 }
 
-# wait_grown FILE BYTES PID: until FILE holds BYTES (or PID died), at most 60 s.
-wait_grown() {
-	i=0
-	while [ $i -lt 600 ]; do
-		[ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
+# grown FILE BYTES: whether FILE holds BYTES.
+grown() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
 
-# wait_loaded PID: until bpftool lists one of pageref's programs (or PID
-# died), at most 60 s. Not just any new program: libbpf first loads a
+# pageref_listed: whether bpftool lists one of pageref's programs (into
+# $TMPDIR/progs.json). Not just any new program: libbpf first loads a
 # nameless socket filter of its own to probe that loading works.
-wait_loaded() {
-	i=0
-	while [ $i -lt 600 ]; do
-		bpftool -j prog show > "$TMPDIR/progs.json" 2>&1
-		grep -Eq '"name":"(btf_page_ref_|page_ref_|test_pages_iso|cma_)' "$TMPDIR/progs.json" && return 0
-		kill -0 "$1" 2>/dev/null || return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
+pageref_listed() {
+	bpftool -j prog show > "$TMPDIR/progs.json" 2>&1
+	grep -Eq '"name":"(btf_page_ref_|page_ref_|test_pages_iso|cma_)' "$TMPDIR/progs.json"
 }
 
 bpf_lists before
@@ -79,12 +63,12 @@ for trial in $KILL_PLAN; do
 	recorder=$!
 	churn=''
 	if [ "$kind" = load ]; then
-		wait_loaded $recorder && cp "$TMPDIR/progs.json" "$out/loading-$n-progs.json" && sleep "$seconds"
+		wait_alive $recorder 60 pageref_listed && cp "$TMPDIR/progs.json" "$out/loading-$n-progs.json" && sleep "$seconds"
 	elif wait_attached "$out/kill-$n.log" $recorder; then
 		bpf_lists "during-$n"
 		build/Release/page-churn 4 100000 < /dev/null > /dev/null 2>&1 &
 		churn=$!
-		wait_grown "$out/kill-$n.pgref" 65536 $recorder && sleep "$seconds"
+		wait_alive $recorder 60 grown "$out/kill-$n.pgref" 65536 && sleep "$seconds"
 	fi
 	kill -KILL $recorder
 	wait $recorder
