@@ -175,62 +175,45 @@ run_bpftrace() {
 	fact note "$1" "$2" "$(head -n 1 "$log")"
 }
 
-# run_pageref ROUND MODE RECORD_FLAGS...: modes named *Held stop the recorder during each run.
+# run_pageref ROUND MODE COMMAND FLAGS...: pageref COMMAND (record, into a
+# capture here, or serve, not scraped) started, attached, the workload run
+# under it, stopped. Modes named *Held stop it during each run.
 run_pageref() {
 	round=$1
 	mode=$2
-	shift 2
+	command=$3
+	shift 3
 	runs=churn_runs
 	case $mode in *Held) runs=churn_held_runs ;; esac
 	capture="$TMPDIR/bench.pgref"
-	log="$out/record-$mode-$round.log"
+	log="$out/$command-$mode-$round.log"
 	rm -f "$capture"
+	[ "$command" = record ] && set -- -o "$capture" "$@"
 	start=$(uptime_s)
-	node bin/pageref.js record -o "$capture" "$@" > "$log" 2>&1 &
+	node bin/pageref.js "$command" "$@" > "$log" 2>&1 &
 	tracer=$!
 	if wait_attached "$log" $tracer; then
 		fact attach "$round" "$mode" "$start	$(uptime_s)"
 		$runs "$round" "$mode" $tracer
 		stop $tracer
 		rc=$?
-		[ $rc -eq 0 ] || fact error "$round" "$mode" "pageref record exited $rc after the run: $(last_line "$log")"
+		[ $rc -eq 0 ] || fact error "$round" "$mode" "pageref $command exited $rc after the run: $(last_line "$log")"
 		fact note "$round" "$mode" "$(grep 'stopped by' "$log" | tr '\t' ' ')"
 		if [ "$mode" = pageref ] && [ -s "$capture" ]; then
 			node bin/pageref.js report --json "$capture" > "$out/report-$round.json" 2> "$out/report-$round.err" &&
 				fact report "$round" "$mode" "report-$round.json"
 		fi
 	elif kill -0 $tracer 2>/dev/null; then
-		fact error "$round" "$mode" "pageref record did not attach within 60 s: $(last_line "$log")"
+		fact error "$round" "$mode" "pageref $command did not attach within 60 s: $(last_line "$log")"
 		stop $tracer
 	else
 		wait $tracer
 		rc=$?
-		fact error "$round" "$mode" "pageref record exited $rc: $(last_line "$log")"
+		fact error "$round" "$mode" "pageref $command exited $rc: $(last_line "$log")"
 		# A usage error will not go away in the next round.
 		[ $rc -eq 2 ] && REFUSED="$REFUSED$mode "
 	fi
 	rm -f "$capture"
-}
-
-# run_serve ROUND MODE SERVE_FLAGS...: pageref serve (its defaults: the CMA
-# areas, totals in the kernel, stacks once armed), not scraped.
-run_serve() {
-	round=$1
-	mode=$2
-	shift 2
-	log="$out/serve-$mode-$round.log"
-	start=$(uptime_s)
-	node bin/pageref.js serve --log "$log" "$@" > "$log.out" 2>&1 &
-	tracer=$!
-	if wait_attached "$log" $tracer; then
-		fact attach "$round" "$mode" "$start	$(uptime_s)"
-		churn_runs "$round" "$mode" $tracer
-		stop $tracer || fact error "$round" "$mode" "pageref serve exited $? after the run: $(last_line "$log")"
-		fact note "$round" "$mode" "$(grep 'stopped by' "$log" | tr '\t' ' ')"
-	else
-		fact error "$round" "$mode" "pageref serve did not attach: $(last_line "$log") $(last_line "$log.out")"
-		stop $tracer
-	fi
 }
 
 run_mode() {
@@ -246,21 +229,21 @@ run_mode() {
 	ftraceStack) run_ftrace "$1" "$2" 1 ;;
 	bpftrace) run_bpftrace "$1" "$2" 'tracepoint:page_ref:* { @[args->pfn] = count(); } END { clear(@); }' ;;
 	bpftraceStack) run_bpftrace "$1" "$2" 'tracepoint:page_ref:* { @[kstack] = count(); } END { clear(@); }' ;;
-	pageref) run_pageref "$1" "$2" --no-stacks ;;
-	pagerefStack) run_pageref "$1" "$2" ;;
-	pagerefSampled) run_pageref "$1" "$2" --no-stacks --sample-pfn 64 ;;
-	pagerefAggregate) run_pageref "$1" "$2" --aggregate ;;
-	pagerefServe) run_serve "$1" "$2" ;;
+	pageref) run_pageref "$1" "$2" record --no-stacks ;;
+	pagerefStack) run_pageref "$1" "$2" record ;;
+	pagerefSampled) run_pageref "$1" "$2" record --no-stacks --sample-pfn 64 ;;
+	pagerefAggregate) run_pageref "$1" "$2" record --aggregate ;;
+	pagerefServe) run_pageref "$1" "$2" serve ;;
 	# Every event filtered out by pid (none has this one, above pid_max's
 	# default): what a program that runs and returns at once costs.
-	pagerefFiltered) run_pageref "$1" "$2" --no-stacks --pid 4194303 ;;
+	pagerefFiltered) run_pageref "$1" "$2" record --no-stacks --pid 4194303 ;;
 	# The first two with the recorder stopped during each run (see churn_held_runs).
-	pagerefHeld) run_pageref "$1" "$2" --no-stacks --buffer-size 64M ;;
-	pagerefStackHeld) run_pageref "$1" "$2" --buffer-size 64M ;;
+	pagerefHeld) run_pageref "$1" "$2" record --no-stacks --buffer-size 64M ;;
+	pagerefStackHeld) run_pageref "$1" "$2" record --buffer-size 64M ;;
 	# The same two, with page_ref attached as perf tracepoints instead of tp_btf:
 	# how the attach type was chosen (BENCHMARKS.md).
-	pagerefTracepoint) run_pageref "$1" "$2" --no-stacks --attach tracepoint ;;
-	pagerefAggregateTracepoint) run_pageref "$1" "$2" --aggregate --attach tracepoint ;;
+	pagerefTracepoint) run_pageref "$1" "$2" record --no-stacks --attach tracepoint ;;
+	pagerefAggregateTracepoint) run_pageref "$1" "$2" record --aggregate --attach tracepoint ;;
 	*) fact error "$1" "$2" "unknown mode" ;;
 	esac
 }

@@ -110,7 +110,7 @@ interface Options {
   keep?: string;
   from?: string;
   timeoutSec?: number;
-  /** --modes a,b,...: only these (base is always wanted for the overheads); all by default. */
+  /** --modes a,b,...: only these (include base: overheads are against it); all by default. */
   modes?: Mode[];
 }
 
