@@ -47,7 +47,18 @@ __u32 armed_next = 0;
  */
 extern const void vmemmap_base __ksym __weak;
 #define VMEMMAP_BASE_4_LEVEL 0xffffea0000000000ULL
-__u64 vmemmap_start = 0;
+
+/*
+ * The pfn is the page's place in that array, so the program needs the
+ * page's address as a number. The verifier allows no arithmetic on a BTF
+ * pointer, but for a privileged loader the difference of two pointers is
+ * a number: page - &pfn_origin. The first event learns what that
+ * difference is at pfn 0 (one bpf_probe_read_kernel of its page's address);
+ * after that a pfn costs a subtraction and a division, not a helper call
+ * per event. &pfn_origin is only an address that never moves (.bss), and
+ * one variable, so another CPU sees it learnt whole or not at all.
+ */
+__u64 pfn_origin = 0;       /* vmemmap_base - &pfn_origin; 0 until learnt */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -380,22 +391,35 @@ int page_ref_unfreeze(struct trace_event_raw_page_ref_mod_template *tp)
  * reports it in recent kernels. Which of the two user space attaches is
  * chosen by measurement (BENCHMARKS.md).
  */
-static __always_inline int btf_event(__u64 *ctx, __u8 type, struct page *page, int val, int ret)
+/* page - &pfn_origin, as a number; the asm keeps clang from reordering it
+ * into arithmetic on one pointer, which the verifier would refuse. */
+static __always_inline __u64 offset_from_origin(const struct page *page)
 {
-	__u64 base = vmemmap_start;
+	__u64 offset = (__u64)page;
+
+	asm volatile("%[offset] -= %[origin]" : [offset] "+r"(offset) : [origin] "r"(&pfn_origin));
+	return offset;
+}
+
+static __always_inline void learn_pfn_origin(__u64 *ctx, const struct page *page)
+{
+	__u64 base = VMEMMAP_BASE_4_LEVEL;
 	__u64 address = 0;
 
-	if (!base) {
-		if (&vmemmap_base)
-			bpf_probe_read_kernel(&base, sizeof(base), &vmemmap_base);
-		else
-			base = VMEMMAP_BASE_4_LEVEL;
-		vmemmap_start = base;
-	}
-	/* The verifier allows no arithmetic on a BTF pointer: take the
-	 * address as a number from the argument itself (ctx[0] is the page). */
+	if (&vmemmap_base)
+		bpf_probe_read_kernel(&base, sizeof(base), &vmemmap_base);
+	/* ctx[0] is the page's address: read as a number, it is not a pointer. */
 	bpf_probe_read_kernel(&address, sizeof(address), ctx);
-	return page_ref_event(ctx, type, (address - base) / bpf_core_type_size(struct page),
+	/* &pfn_origin = address - offset, so vmemmap_base - &pfn_origin is: */
+	pfn_origin = base - (address - offset_from_origin(page));
+}
+
+static __always_inline int btf_event(__u64 *ctx, __u8 type, struct page *page, int val, int ret)
+{
+	if (!pfn_origin)
+		learn_pfn_origin(ctx, page);
+	return page_ref_event(ctx, type,
+			      (offset_from_origin(page) - pfn_origin) / bpf_core_type_size(struct page),
 			      page->flags, page->_refcount.counter, page->_mapcount.counter,
 			      (__u64)page->mapping, PAGEREF_MT_UNKNOWN, val, ret);
 }
