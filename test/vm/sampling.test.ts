@@ -18,6 +18,7 @@ import { EVENT_NAMES, EventType, isPageRefEvent } from '../../src/record/event-t
 import { pfnSampledIn, stackSampledIn } from '../../src/record/pfn-hash';
 import type { KernelImage } from '../../src/vm/kernels';
 import type { VmResult } from '../../src/vm/qemu';
+import { kernelAddressesInCapture } from '../helpers/kernel-addresses';
 import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 const TIMEOUT_SEC = 600;
@@ -269,6 +270,15 @@ function registerSamplingTests(kernel: KernelImage): void {
     const hashed = full.pageRef.map((e) => e.mapping).filter((m) => m !== 0);
     t.true(hashed.length > 100);
     t.deepEqual(hashed.filter((m) => m >= 2 ** 52).slice(0, 5), [], 'a default capture holds a value beyond the hash');
+
+    // Not only mappings: no number or string anywhere in a capture recorded
+    // without --raw-pointers is a kernel address, with stacks or without,
+    // sampled, aggregated or armed. The same scan finds the pointers of the
+    // --raw-pointers capture, so it can fail.
+    t.true(kernelAddressesInCapture(join(run.outDir, 'raw-pointers.pgref')).length > 0, 'the scan finds raw pointers');
+    for (const capture of ['full', 'sampled', 'aggregate', 'by-btf', 'by-tracepoint', 'armed']) {
+      t.deepEqual(kernelAddressesInCapture(join(run.outDir, `${capture}.pgref`)), [], `${capture}: kernel addresses`);
+    }
   });
 
   test(`${name}: --cma --aggregate --stacks armed: totals only inside the CMA areas, records with stacks only for pages of failed isolations`, async (t) => {
