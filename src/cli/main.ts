@@ -146,7 +146,9 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .option('--sort <column>', 'sort column of that view (as the s key cycles them)')
       .option('--filter <words>', 'show only pfn ranges, pfns or comms (as the / key)', parseFilterOption)
       .addOption(new Option('--rows <n>', 'batch and JSON: rows per view').default(DEFAULT_TOP_ROWS).argParser((v) => parseCount(v, '--rows'))),
-    { userTables: true },
+    // The pages view has a migrate type column, which only the perf
+    // tracepoint computes: top pays its cost unless told otherwise.
+    { userTables: true, attachDefault: 'tracepoint' },
   ).action(async (options, command: Command) => {
     const live = TRACE_OPTION_NAMES.filter((name) => command.getOptionValueSource(name) === 'cli');
     setExit(
@@ -220,8 +222,8 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
  * The options of `record` that say what to trace and how much to keep; `top` and `serve` take the same.
  * `userTables`: the command keeps per-pfn tables that --max-pfns bounds too (record keeps none).
  */
-function addTraceOptions(command: Command, settings: { stacksDefault?: StacksMode; userTables?: boolean } = {}): Command {
-  const { stacksDefault = 'all', userTables = false } = settings;
+function addTraceOptions(command: Command, settings: { stacksDefault?: StacksMode; userTables?: boolean; attachDefault?: TraceScope['attach'] } = {}): Command {
+  const { stacksDefault = 'all', userTables = false, attachDefault = 'auto' } = settings;
   return command
     .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
     .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
@@ -240,7 +242,7 @@ function addTraceOptions(command: Command, settings: { stacksDefault?: StacksMod
     )
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
     .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
-    .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default('auto').argParser(parseAttachMode));
+    .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default(attachDefault).argParser(parseAttachMode));
 }
 
 /**

@@ -43,6 +43,7 @@ interface TopLine {
   ringFill: number | null;
   isolationFailures: number;
   eventsPerSec: Record<string, number>;
+  pages: { pfn: string; migrateType: string | null }[];
   holders: { frame: string; kind: string; stack: string[]; pages: number; comms: string[]; examplePfn: string }[];
   failures: { pfn: string; failures: number; culprit: { kind: string; frame: string; comm: string } | null }[];
   culprits: { frame: string; kind: string; pages: number }[];
@@ -101,6 +102,11 @@ function registerTopTests(kernel: KernelImage): void {
     t.is(last.culprits[0].kind, 'pin');
     t.true(PIN_TELLING_FRAME.test(last.culprits[0].frame), last.culprits[0].frame);
     t.is(last.dropped, 0, 'records were dropped');
+    // Live top attaches by perf tracepoint, which computes the migrate type: the
+    // pinned pages are in the CMA area (isolated while the allocation tries them).
+    const pinnedRows = lines.flatMap((l) => l.pages.filter((p) => pinned.has(p.pfn)));
+    t.true(pinnedRows.length > 0, `no pinned page among the page rows: ${JSON.stringify(last.pages.slice(0, 3))}`);
+    t.deepEqual([...new Set(pinnedRows.map((p) => p.migrateType))].filter((mt) => mt !== 'cma' && mt !== 'isolate'), [], 'migrate types of the pinned pages');
     // The fill is the fullest the ring was before a drain in the interval: read from the kernel's positions.
     const fills = lines.map((l) => l.ringFill);
     t.log(`${name}: ring fill per snapshot ${fills.join(' ')}`);
