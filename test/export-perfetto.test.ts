@@ -1,11 +1,13 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { perfettoSchema } from '../src/export/perfetto-trace';
+import { FLUSH_BYTES, perfettoSchema, PerfettoTraceWriter } from '../src/export/perfetto-trace';
+import { allocateBatch } from '../src/record/event-batch';
 import { EventType } from '../src/record/event-types';
+import { StringTable } from '../src/record/string-table';
 import type { PfnCounts, RecordOptions } from '../src/capture/schema';
 import { pageref } from './helpers/cli';
-import { tempPath, writeCapture } from './helpers/capture';
+import { tempPath, testHeader, writeCapture } from './helpers/capture';
 import { rawRecord } from './helpers/records';
 
 const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
@@ -291,3 +293,51 @@ test('records from before the capture\'s base (negative times) keep their times'
   const { events } = checkStructure(decode(path));
   t.deepEqual(events.filter((e) => e.name === 'counter').map((e) => e.ts), [999_998_000, 999_999_000, 1_000_000_500]);
 });
+
+test('the trace is written as the capture is read: 64 KiB writes of whole packets, a bounded number of records held back', (t) => {
+  const { Trace } = perfettoSchema();
+  class WatchedWriter extends PerfettoTraceWriter {
+    readonly writes: Buffer[] = [];
+    protected override write(fd: number, data: Buffer): void {
+      this.writes.push(Buffer.from(data));
+      super.write(fd, data);
+    }
+  }
+  const path = tempPath('stream.pftrace');
+  const writer = new WatchedWriter(path, [0x100]);
+  writer.header(testHeader());
+  const strings = new StringTable();
+  const perBatch = 3000;
+  let fed = 0;
+  let written = 0;
+  let mostHeld = 0;
+  for (let b = 0; b < 20; b++) {
+    const batch = allocateBatch(perBatch);
+    for (let i = 0; i < perBatch; i++, fed++) {
+      batch.type[i] = EventType.PageRefMod;
+      batch.pfn[i] = 0x100;
+      batch.tsNs[i] = fed * 5000; // 5 us apart: the 10 ms reorder window holds 2,000
+      batch.count[i] = fed % 100;
+      batch.stackId[i] = -1;
+    }
+    writer.events(batch, strings);
+    written = writer.writes.reduce((sum, data) => sum + counterPackets(Trace, data), 0);
+    mostHeld = Math.max(mostHeld, fed - written);
+  }
+  const writesBeforeEnd = writer.writes.length;
+  writer.end({});
+  const file = readFileSync(path);
+  t.true(file.length > 16 * FLUSH_BYTES, `${file.length} bytes`);
+  t.true(writesBeforeEnd >= Math.floor(file.length / FLUSH_BYTES) - 1, `${writesBeforeEnd} writes before the end`);
+  t.deepEqual(Buffer.concat(writer.writes), file, 'the file is the writes, in order');
+  for (const data of writer.writes.slice(0, -1)) t.true(data.length >= FLUSH_BYTES && data.length < FLUSH_BYTES + 64, `a write of ${data.length} bytes`);
+  // Held back at most: the window's 2,000, up to 4,096 waiting for a sort, and a 64 KiB chunk (about 3,000 packets).
+  t.true(mostHeld < 10_000, `${mostHeld} of ${fed} records held at once`);
+  t.is(writer.writes.reduce((sum, data) => sum + counterPackets(Trace, data), 0), fed);
+});
+
+/** Counter events in a run of whole packets (Trace's field 1 repeated). */
+function counterPackets(Trace: ReturnType<typeof perfettoSchema>['Trace'], data: Buffer): number {
+  const packets = (Trace.toObject(Trace.decode(data), { arrays: true }) as { packet: Packet[] }).packet;
+  return packets.filter((p) => p.trackEvent?.type === 4).length;
+}
