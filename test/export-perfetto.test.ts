@@ -1,11 +1,13 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { perfettoSchema } from '../src/export/perfetto-trace';
+import { FLUSH_BYTES, perfettoSchema, PerfettoTraceWriter } from '../src/export/perfetto-trace';
+import { allocateBatch } from '../src/record/event-batch';
 import { EventType } from '../src/record/event-types';
+import { StringTable } from '../src/record/string-table';
 import type { PfnCounts, RecordOptions } from '../src/capture/schema';
 import { pageref } from './helpers/cli';
-import { tempPath, writeCapture } from './helpers/capture';
+import { tempPath, testHeader, writeCapture } from './helpers/capture';
 import { rawRecord } from './helpers/records';
 
 const FIXTURES = join(__dirname, '..', '..', 'test', 'fixtures');
@@ -114,7 +116,10 @@ test('the trace fixture as a Perfetto trace: a refcount track for the busy pfn, 
   t.deepEqual(process?.process, { pid: 900, processName: 'cma-alloc' });
   t.deepEqual(events.filter((e) => e.track === failure.track).map((e) => e.name), ['cma alloc', 'isolation failed', 'cma busy retry', '(slice end)', 'cma alloc finish', 'cma release'], 'the allocation is a slice around its failure and retry');
   t.deepEqual(events.find((e) => e.name === 'cma alloc')!.annotations, { area: 'reserved', count: 4096, align: 8, comm: 'cma-alloc', pid: 900, tid: 900 });
-  t.is(events.find((e) => e.name === 'cma busy retry')!.annotations.pfn, '0x12345', 'the retry is counted against the busy pfn of its task');
+  const retry = events.find((e) => e.name === 'cma busy retry')!;
+  t.is(retry.annotations.pfn, '0x12345', 'the retry is counted against the busy pfn of its task');
+  t.regex(String(retry.annotations.holders), /vmsplice-hold\[812\] 1 ref pin try_grab_folio\+0x4b, held 1500\.110 ms: __page_ref_mod\+0x5a <- try_grab_folio\+0x4b/, 'and names who holds that page');
+  t.is(retry.annotations.refcount, 2);
   const capt = events.find((e) => e.name === 'capture')!;
   t.regex(String(capt.annotations.source), /ftrace text: .*ftrace-trace\.txt/);
   t.is(capt.annotations.limits, 'none: every event was recorded');
@@ -147,6 +152,52 @@ test('counter tracks are bounded: busy pfns first, then the most active; records
   t.deepEqual(json.perfetto.pfns, ['0x30021', '0x30006', '0x3000d']);
   t.is(json.perfetto.reordered, 0);
   t.is(json.pprof, null);
+});
+
+test('a busy retry names the holders of its busy pfn; a failed allocation those of the pfns its isolations failed on, a bounded number', (t) => {
+  const records: Buffer[] = [];
+  let ts = 1_000_100_000n;
+  const at = () => (ts += 1_000_000n);
+  const cma = { pid: 30, tgid: 30, comm: 'cma', name: 'reserved' };
+  records.push(rawRecord({ type: EventType.PageRefMod, tsNs: at(), pfn: 0x40010n, val: 1, count: 2, pid: 20, tgid: 20, comm: 'holder', stackId: 1 }));
+  records.push(rawRecord({ type: EventType.CmaAllocStart, tsNs: at(), pfn: 2n ** 64n - 1n, word1: 1024n, word2: 8n, ...cma }));
+  // Two failures on the held page, then one on each of five pages pageref saw no reference taken on.
+  for (const busy of [0x40010n, 0x40010n, 0x40020n, 0x40021n, 0x40022n, 0x40023n, 0x40024n]) {
+    records.push(rawRecord({ type: EventType.TestPagesIsolated, tsNs: at(), pfn: 0x40000n, word1: 0x40400n, word2: busy, ...cma }));
+    records.push(rawRecord({ type: EventType.CmaAllocBusyRetry, tsNs: at(), pfn: 0x40000n, word1: 1024n, word2: 8n, ...cma }));
+  }
+  // The holder lets go before the allocation gives up: the failures still name it.
+  records.push(rawRecord({ type: EventType.PageRefMod, tsNs: at(), pfn: 0x40010n, val: -1, count: 1, pid: 20, tgid: 20, comm: 'holder', stackId: 2 }));
+  records.push(rawRecord({ type: EventType.CmaAllocFinish, tsNs: at(), pfn: 2n ** 64n - 1n, word1: 1024n, word2: 8n, val: 0, ret: -16, ...cma }));
+  const capture = tempPath('failed-alloc.pgref');
+  writeCapture(capture, records);
+  const { path } = exportTrace(capture);
+  const { events } = checkStructure(decode(path));
+  const retries = events.filter((e) => e.name === 'cma busy retry');
+  t.is(retries.length, 7);
+  t.is(retries[0].annotations.pfn, '0x40010');
+  t.is(retries[0].annotations.holders, 'holder[20] 1 ref pin try_grab_page+0x40, held 3.000 ms: __page_ref_mod+0x12 <- try_grab_page+0x40 <- follow_page_pte+0x1f0');
+  t.is(retries[0].annotations.refcount, 2);
+  t.is(retries[2].annotations.pfn, '0x40020');
+  t.is(retries[2].annotations.holders, 'none seen taken');
+  const failed = events.find((e) => e.name === 'cma alloc failed')!;
+  t.like(failed.annotations, { area: 'reserved', count: 1024, comm: 'cma', pid: 30, tid: 30 });
+  t.false('pfn' in failed.annotations, 'a failed allocation has no pfn');
+  t.is(failed.annotations.busy_pfns, '0x40010 0x40020 0x40021 0x40022');
+  t.is(
+    failed.annotations.holders,
+    [
+      'pfn 0x40010, 2 failures, holders at the last:',
+      '  holder[20] 1 ref pin try_grab_page+0x40, held 4.000 ms: __page_ref_mod+0x12 <- try_grab_page+0x40 <- follow_page_pte+0x1f0',
+      'pfn 0x40020, 1 failure, holders at the last:',
+      '  none seen taken',
+      'pfn 0x40021, 1 failure, holders at the last:',
+      '  none seen taken',
+      'pfn 0x40022, 1 failure, holders at the last:',
+      '  none seen taken',
+      'and 2 more failures on other pfns',
+    ].join('\n'),
+  );
 });
 
 test('sampled and aggregated captures say so on the capture track; aggregated pfn totals become counter values', (t) => {
@@ -242,3 +293,51 @@ test('records from before the capture\'s base (negative times) keep their times'
   const { events } = checkStructure(decode(path));
   t.deepEqual(events.filter((e) => e.name === 'counter').map((e) => e.ts), [999_998_000, 999_999_000, 1_000_000_500]);
 });
+
+test('the trace is written as the capture is read: 64 KiB writes of whole packets, a bounded number of records held back', (t) => {
+  const { Trace } = perfettoSchema();
+  class WatchedWriter extends PerfettoTraceWriter {
+    readonly writes: Buffer[] = [];
+    protected override write(fd: number, data: Buffer): void {
+      this.writes.push(Buffer.from(data));
+      super.write(fd, data);
+    }
+  }
+  const path = tempPath('stream.pftrace');
+  const writer = new WatchedWriter(path, [0x100]);
+  writer.header(testHeader());
+  const strings = new StringTable();
+  const perBatch = 3000;
+  let fed = 0;
+  let written = 0;
+  let mostHeld = 0;
+  for (let b = 0; b < 20; b++) {
+    const batch = allocateBatch(perBatch);
+    for (let i = 0; i < perBatch; i++, fed++) {
+      batch.type[i] = EventType.PageRefMod;
+      batch.pfn[i] = 0x100;
+      batch.tsNs[i] = fed * 5000; // 5 us apart: the 10 ms reorder window holds 2,000
+      batch.count[i] = fed % 100;
+      batch.stackId[i] = -1;
+    }
+    writer.events(batch, strings);
+    written = writer.writes.reduce((sum, data) => sum + counterPackets(Trace, data), 0);
+    mostHeld = Math.max(mostHeld, fed - written);
+  }
+  const writesBeforeEnd = writer.writes.length;
+  writer.end({});
+  const file = readFileSync(path);
+  t.true(file.length > 16 * FLUSH_BYTES, `${file.length} bytes`);
+  t.true(writesBeforeEnd >= Math.floor(file.length / FLUSH_BYTES) - 1, `${writesBeforeEnd} writes before the end`);
+  t.deepEqual(Buffer.concat(writer.writes), file, 'the file is the writes, in order');
+  for (const data of writer.writes.slice(0, -1)) t.true(data.length >= FLUSH_BYTES && data.length < FLUSH_BYTES + 64, `a write of ${data.length} bytes`);
+  // Held back at most: the window's 2,000, up to 4,096 waiting for a sort, and a 64 KiB chunk (about 3,000 packets).
+  t.true(mostHeld < 10_000, `${mostHeld} of ${fed} records held at once`);
+  t.is(writer.writes.reduce((sum, data) => sum + counterPackets(Trace, data), 0), fed);
+});
+
+/** Counter events in a run of whole packets (Trace's field 1 repeated). */
+function counterPackets(Trace: ReturnType<typeof perfettoSchema>['Trace'], data: Buffer): number {
+  const packets = (Trace.toObject(Trace.decode(data), { arrays: true }) as { packet: Packet[] }).packet;
+  return packets.filter((p) => p.trackEvent?.type === 4).length;
+}

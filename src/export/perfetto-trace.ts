@@ -2,8 +2,9 @@
 // ui.perfetto.dev opens: a refcount counter track for each of a bounded
 // number of pfns (busy pfns of failed isolations first, then the most
 // active), and instant events on the thread tracks of the tasks that ran
-// them for isolation failures (with the holders of the busy page and their
-// stacks), CMA busy retries, allocation results and releases, each CMA
+// them for isolation failures and CMA busy retries (with the holders of the
+// busy page and their stacks), allocation results (a failed one with the
+// holders of the pages its isolations failed on) and releases, each CMA
 // allocation a slice from cma_alloc_start to cma_alloc_finish.
 //
 // Written as a stream: each packet is appended to the file as field 1 of
@@ -57,14 +58,18 @@ const THREAD_BASE = 2 ** 33;
 const CATEGORY = { pageref: 1 };
 const NAMES = ['capture', 'isolation failed', 'cma busy retry', 'cma alloc', 'cma alloc finish', 'cma alloc failed', 'cma release'] as const;
 type EventNameText = (typeof NAMES)[number];
-const ANNOTATIONS = ['pfn', 'comm', 'pid', 'tid', 'holders', 'start_pfn', 'end_pfn', 'count', 'area', 'refcount', 'source', 'kernel', 'limits', 'untracked_refs', 'align'] as const;
+const ANNOTATIONS = ['pfn', 'comm', 'pid', 'tid', 'holders', 'start_pfn', 'end_pfn', 'count', 'area', 'refcount', 'source', 'kernel', 'limits', 'untracked_refs', 'align', 'busy_pfns'] as const;
 type AnnotationName = (typeof ANNOTATIONS)[number];
 
 export const DEFAULT_PFN_TRACKS = 32;
 /** Packets waiting before the window is sorted and its old end written. */
 const DRAIN_AT = 4096;
-/** Holders listed in one isolation failure's annotation. */
+/** Encoded packets are written once they add up to this many bytes: few write calls, little held. */
+export const FLUSH_BYTES = 1 << 16;
+/** Holders listed for one busy pfn. */
 const MAX_HOLDERS_SHOWN = 8;
+/** Busy pfns listed, with their holders, in a failed allocation's annotation. */
+const MAX_BUSY_PFNS_SHOWN = 4;
 
 export interface PerfettoSummary {
   packets: number;
@@ -83,6 +88,8 @@ export interface PerfettoSummary {
 
 type Annotation = { nameIid: number; stringValue?: string; intValue?: number; uintValue?: number };
 type Pending = { ts: number; seq: number; packet: Record<string, unknown> };
+/** The isolation failures inside one CMA allocation: the first busy pfns, each with its holders at its last failure. */
+type AllocationFailures = { byPfn: Map<number, { failures: number; holders: string }>; otherFailures: number };
 
 export class PerfettoTraceWriter implements CaptureSink {
   private fd: number | undefined;
@@ -106,8 +113,8 @@ export class PerfettoTraceWriter implements CaptureSink {
   private readonly holds: HoldTable;
   private readonly event: RefEvent = { type: 0, pfn: 0, tsNs: 0, val: 0, ret: 0, count: 0, mapcount: 0, flags: 0, mapping: 0, stackId: -1, pid: 0, tgid: 0, comm: 0 };
   private readonly lastBusyByPid = new Map<number, number>();
-  /** Threads inside a CMA allocation (a begun slice). */
-  private readonly openAllocations = new Set<number>();
+  /** Threads inside a CMA allocation (a begun slice), with the failures seen in it so far. */
+  private readonly openAllocations = new Map<number, AllocationFailures>();
   private header_: CaptureHeader | undefined;
   private counters_: KernelCounters | undefined;
   private captureAnnotated = false;
@@ -176,16 +183,22 @@ export class PerfettoTraceWriter implements CaptureSink {
         if (!isolationFailed(batch, i)) continue;
         const busy = batch.mapping[i];
         this.lastBusyByPid.set(batch.pid[i], busy);
+        const holders = this.holdersText(busy, ts, strings);
+        const allocation = this.openAllocations.get(batch.pid[i]);
+        if (allocation) noteFailure(allocation, busy, holders);
         this.instant(thread, ts, 'isolation failed', [
           this.str('pfn', hex(busy)),
           this.str('start_pfn', hex(batch.pfn[i])),
           this.str('end_pfn', hex(batch.flags[i])),
-          ...this.holdersAt(busy, ts, strings),
+          this.str('holders', holders),
+          ...this.refcounts(busy),
           ...task,
         ]);
       } else if (type === EventType.CmaAllocBusyRetry) {
+        // The kernel retries because of its task's last failure: who holds that page now keeps it busy.
         const busy = this.lastBusyByPid.get(batch.pid[i]);
-        this.instant(thread, ts, 'cma busy retry', [...(busy === undefined ? [] : [this.str('pfn', hex(busy))]), this.str('area', strings.get(batch.name[i])), ...task]);
+        const page = busy === undefined ? [] : [this.str('pfn', hex(busy)), this.str('holders', this.holdersText(busy, ts, strings)), ...this.refcounts(busy)];
+        this.instant(thread, ts, 'cma busy retry', [...page, this.str('area', strings.get(batch.name[i])), ...task]);
       } else {
         const area = this.str('area', strings.get(batch.name[i]));
         const count = this.int('count', batch.flags[i]);
@@ -193,10 +206,15 @@ export class PerfettoTraceWriter implements CaptureSink {
         if (type === EventType.CmaAllocStart) {
           // An allocation is a slice on its task's thread, its failures and retries inside it.
           this.slice(TYPE_SLICE_BEGIN, thread, ts, [area, count, this.int('align', batch.mapping[i]), ...task]);
-          this.openAllocations.add(batch.pid[i]);
+          this.openAllocations.set(batch.pid[i], { byPfn: new Map(), otherFailures: 0 });
         } else if (type === EventType.CmaAllocFinish) {
-          if (this.openAllocations.delete(batch.pid[i])) this.slice(TYPE_SLICE_END, thread, ts, []);
-          this.instant(thread, ts, cmaAllocFailed(batch, i) ? 'cma alloc failed' : 'cma alloc finish', [area, count, ...pfn, ...task]);
+          const allocation = this.openAllocations.get(batch.pid[i]);
+          if (allocation) {
+            this.openAllocations.delete(batch.pid[i]);
+            this.slice(TYPE_SLICE_END, thread, ts, []);
+          }
+          if (cmaAllocFailed(batch, i)) this.instant(thread, ts, 'cma alloc failed', [area, count, ...pfn, ...this.failureHolders(allocation), ...task]);
+          else this.instant(thread, ts, 'cma alloc finish', [area, count, ...pfn, ...task]);
         }
         else if (type === EventType.CmaRelease) this.instant(thread, ts, 'cma release', [area, count, ...pfn, ...task]);
       }
@@ -247,10 +265,9 @@ export class PerfettoTraceWriter implements CaptureSink {
     ]);
   }
 
-  private holdersAt(pfn: number, ts: number, strings: StringTable): Annotation[] {
+  // Each reference outstanding on the page at `ts` (the blame rule), one line each.
+  private holdersText(pfn: number, ts: number, strings: StringTable): string {
     const holds = this.holds.holds(pfn);
-    const page = this.holds.page(pfn);
-    const held = holds.reduce((sum, h) => sum + h.refs, 0);
     const lines = holds.slice(0, MAX_HOLDERS_SHOWN).map((h) => {
       const frames = this.stackFrames.get(h.stackId) ?? [];
       const kind = frames.length > 0 ? referenceKind(frames) : 'other';
@@ -258,12 +275,24 @@ export class PerfettoTraceWriter implements CaptureSink {
       return `${strings.get(h.comm)}[${h.tgid}] ${h.refs} ref ${kind} ${tellingFrame(frames)}, held ${age} ms: ${frames.length > 0 ? frames.join(' <- ') : '[no stack]'}`;
     });
     if (holds.length > MAX_HOLDERS_SHOWN) lines.push(`and ${holds.length - MAX_HOLDERS_SHOWN} more`);
-    const annotations = [this.str('holders', lines.length > 0 ? lines.join('\n') : 'none seen taken')];
-    if (page) {
-      annotations.push(this.int('refcount', page.lastCount));
-      annotations.push(this.int('untracked_refs', Math.max(0, page.lastCount - held)));
-    }
-    return annotations;
+    return lines.length > 0 ? lines.join('\n') : 'none seen taken';
+  }
+
+  // The page's refcount at its last event, and how much of it no hold pageref saw taken explains.
+  private refcounts(pfn: number): Annotation[] {
+    const page = this.holds.page(pfn);
+    if (!page) return [];
+    const held = this.holds.holds(pfn).reduce((sum, h) => sum + h.refs, 0);
+    return [this.int('refcount', page.lastCount), this.int('untracked_refs', Math.max(0, page.lastCount - held))];
+  }
+
+  // A failed allocation names the pages its isolations failed on and who held them then: they are why it failed.
+  private failureHolders(allocation: AllocationFailures | undefined): Annotation[] {
+    if (!allocation || allocation.byPfn.size === 0) return [this.str('holders', 'no failed isolation seen in this allocation')];
+    const blocks = [...allocation.byPfn].map(([pfn, { failures, holders }]) =>
+      `pfn ${hex(pfn)}, ${failures} failure${failures === 1 ? '' : 's'}, holders at the last:\n  ${holders.split('\n').join('\n  ')}`);
+    if (allocation.otherFailures > 0) blocks.push(`and ${allocation.otherFailures} more failure${allocation.otherFailures === 1 ? '' : 's'} on other pfns`);
+    return [this.str('busy_pfns', [...allocation.byPfn.keys()].map(hex).join(' ')), this.str('holders', blocks.join('\n'))];
   }
 
   private thread(tid: number, tgid: number, comm: string): number {
@@ -347,7 +376,7 @@ export class PerfettoTraceWriter implements CaptureSink {
     this.chunks.push(head, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
     this.chunkBytes += head.length + bytes.length;
     this.summary.packets++;
-    if (this.chunkBytes >= 1 << 16) this.flushChunks();
+    if (this.chunkBytes >= FLUSH_BYTES) this.flushChunks();
   }
 
   private flushChunks(): void {
@@ -355,8 +384,13 @@ export class PerfettoTraceWriter implements CaptureSink {
     const data = Buffer.concat(this.chunks);
     this.chunks = [];
     this.chunkBytes = 0;
+    this.write(this.fd, data);
+  }
+
+  /** Appends whole packets to the open file; tests override it to watch what leaves and when. */
+  protected write(fd: number, data: Buffer): void {
     let done = 0;
-    while (done < data.length) done += writeSync(this.fd, data, done);
+    while (done < data.length) done += writeSync(fd, data, done);
   }
 }
 
@@ -369,6 +403,16 @@ function varint(value: number): number[] {
   }
   out.push(v);
   return out;
+}
+
+/** Counts a failure inside an allocation; only the first MAX_BUSY_PFNS_SHOWN busy pfns keep their holders. */
+function noteFailure(allocation: AllocationFailures, pfn: number, holders: string): void {
+  const seen = allocation.byPfn.get(pfn);
+  if (seen) {
+    seen.failures++;
+    seen.holders = holders;
+  } else if (allocation.byPfn.size < MAX_BUSY_PFNS_SHOWN) allocation.byPfn.set(pfn, { failures: 1, holders });
+  else allocation.otherFailures++;
 }
 
 function hex(pfn: number): string {

@@ -316,9 +316,14 @@ function pad(text: string, width: number): string {
   return Number.isFinite(width) ? cut(text, width).padEnd(width) : text;
 }
 
+// The formatters below round a value in each unit in turn and use the first it
+// stays under the limit in, so 99,999.7 reads 100k (not 100000) and 999.7 ms 1.0s.
+
 export function count(n: number): string {
-  if (Math.abs(n) < 100_000) return String(Math.round(n));
-  if (Math.abs(n) < 10_000_000) return `${Math.round(n / 1000)}k`;
+  const whole = Math.round(n);
+  if (Math.abs(whole) < 100_000) return String(whole);
+  const thousands = Math.round(n / 1000);
+  if (Math.abs(thousands) < 10_000) return `${thousands}k`;
   return `${Math.round(n / 1_000_000)}M`;
 }
 
@@ -326,18 +331,22 @@ export function rate(n: number): string {
   if (n === 0) return '0';
   // A rare event (one CMA allocation in half a minute) must not read as 0.0.
   if (Math.abs(n) < 0.1) return n.toPrecision(1);
-  if (Math.abs(n) < 10) return n.toFixed(1);
+  const tenths = Math.round(n * 10);
+  if (Math.abs(tenths) < 100) return (tenths / 10).toFixed(1);
   return count(n);
 }
 
 /** A duration in ns, short: 850ms, 12.3s, 4m05s, 2h03m; "-" for none (negative). */
 export function age(ns: number): string {
   if (!(ns >= 0)) return '-';
-  const s = ns / 1e9;
-  if (s < 1) return `${Math.round(ns / 1e6)}ms`;
-  if (s < 60) return `${s.toFixed(1)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  const ms = Math.round(ns / 1e6);
+  if (ms < 1000) return `${ms}ms`;
+  const tenths = Math.round(ns / 1e8);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1)}s`;
+  const s = Math.round(ns / 1e9);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  const m = Math.round(ns / 6e10);
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
 function clock(seconds: number): string {
@@ -350,7 +359,8 @@ export function fillPercent(fill: number): string {
   const percent = fill * 100;
   if (percent === 0) return '0%';
   if (percent < 0.1) return '<0.1%';
-  if (percent < 10) return `${percent.toFixed(1)}%`;
+  const tenths = Math.round(percent * 10);
+  if (tenths < 100) return `${(tenths / 10).toFixed(1)}%`;
   if (percent < 100) return `${Math.min(99, Math.round(percent))}%`;
   return '100%';
 }
