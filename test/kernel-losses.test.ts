@@ -36,3 +36,18 @@ test('report text shows drops, lost stacks and the events sampled out in the ker
   const json = JSON.parse(pageref(['report', path, '--json']).stdout);
   t.like(json.kernelCounters.page_ref_mod, { dropped: 3, stackLost: 5, sampledOut: 4000, aggregateOverflow: 7 });
 });
+
+test('blame shows lost stacks and events sampled out, in text and JSON', (t) => {
+  const path = lossyCapture();
+  const text = pageref(['blame', path]);
+  t.is(text.status, 0, text.stderr);
+  t.regex(text.stdout, /^WARNING: 3 records were lost in the kernel/m);
+  t.regex(text.stdout, /^WARNING: 5 records lost their stack in the kernel \(stack map full or hash collision\)/m);
+  t.regex(text.stdout, /^Note: 4000 events were sampled out in the kernel/m);
+  const json = JSON.parse(pageref(['blame', path, '--json']).stdout);
+  t.like(json, { dropped: 3, stackLost: 5, sampledOut: 4000 });
+  // A capture that lost nothing says 0, and no warning.
+  const whole = topCapture();
+  t.like(JSON.parse(pageref(['blame', whole, '--json']).stdout), { stackLost: 0, sampledOut: 0 });
+  t.notRegex(pageref(['blame', whole]).stdout, /lost their stack|sampled out/);
+});
