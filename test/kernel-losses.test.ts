@@ -51,3 +51,27 @@ test('blame shows lost stacks and events sampled out, in text and JSON', (t) => 
   t.like(JSON.parse(pageref(['blame', whole, '--json']).stdout), { stackLost: 0, sampledOut: 0 });
   t.notRegex(pageref(['blame', whole]).stdout, /lost their stack|sampled out/);
 });
+
+test('top --batch shows lost stacks, events sampled out, the kernel\'s per-pfn overflow and the sampling in its header', (t) => {
+  const path = lossyCapture();
+  const run = pageref(['top', '--replay', path, '--speed', '0', '--batch', '10']);
+  t.is(run.status, 0, run.stderr);
+  // The losses come with the trailer: the last snapshot has them.
+  const last = run.stdout.slice(run.stdout.lastIndexOf('pageref top - replay'));
+  t.regex(last, /Dropped 3 \(/);
+  t.regex(last, /Stacks lost 5 !/);
+  t.regex(last, /Sampled out 4000/);
+  t.regex(last, /Overflow 7 \(pfns without a slot\) !/);
+  t.regex(run.stdout.slice(0, run.stdout.indexOf('\n\n')), /sampled: 1 in 64 pfns/, 'every snapshot says how the capture was sampled');
+  const whole = pageref(['top', '--replay', topCapture(), '--speed', '0', '--batch', '10']).stdout;
+  t.notRegex(whole, /Stacks lost|Sampled out|Overflow|sampled:/, 'nothing lost, nothing said');
+});
+
+test('top --json carries lost stacks, events sampled out, the per-pfn overflow and the sampling in every line', (t) => {
+  const run = pageref(['top', '--replay', lossyCapture(), '--speed', '0', '--json', '--batch', '10']);
+  t.is(run.status, 0, run.stderr);
+  const snapshots = run.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  const [first, last] = [snapshots[0], snapshots[snapshots.length - 1]];
+  t.like(first, { stackLost: 0, sampledOut: 0, aggregateOverflow: 0, sampling: { pfn: 64, events: 1, scale: 64, estimated: true } });
+  t.like(last, { dropped: 3, stackLost: 5, sampledOut: 4000, aggregateOverflow: 7, sampling: { pfn: 64, events: 1, scale: 64, estimated: true } });
+});
