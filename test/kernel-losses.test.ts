@@ -3,7 +3,9 @@
 // report, blame and top, in text and JSON alike.
 
 import test from 'ava';
+import { recordSummary } from '../src/cli/record-command';
 import { EVENT_COUNT, EventType } from '../src/record/event-types';
+import { counters } from './helpers/capture';
 import { pageref } from './helpers/cli';
 import { topCapture } from './helpers/top-capture';
 
@@ -74,4 +76,23 @@ test('top --json carries lost stacks, events sampled out, the per-pfn overflow a
   const [first, last] = [snapshots[0], snapshots[snapshots.length - 1]];
   t.like(first, { stackLost: 0, sampledOut: 0, aggregateOverflow: 0, sampling: { pfn: 64, events: 1, scale: 64, estimated: true } });
   t.like(last, { dropped: 3, stackLost: 5, sampledOut: 4000, aggregateOverflow: 7, sampling: { pfn: 64, events: 1, scale: 64, estimated: true } });
+});
+
+test('record\'s summary names lost stacks and events sampled out, with a remedy for each loss', (t) => {
+  const result = {
+    elapsedSec: 10,
+    records: 1200,
+    dropped: 3,
+    stopReason: 'SIGINT',
+    counters: counters({ ...LOSSES, aggregated: on(EventType.PageRefMod, 0) }, 1200),
+  };
+  const lines = recordSummary(result, { output: 'x.pgref', bytes: 65536 }, { stacks: 'all', maxPfns: 1000 });
+  t.deepEqual(lines, [
+    'pageref record: 1200 records in 10.0 s (stopped by SIGINT), 3 dropped, 5 stacks lost, events 4000 sampled out, 65536 bytes written to x.pgref',
+    'pageref record: WARNING: 3 records were lost because the ring buffer was full; try a larger --buffer-size, filters or sampling',
+    'pageref record: WARNING: 5 records lost their stack (stack map full or hash collision); try a larger --stack-entries',
+    'pageref record: WARNING: 7 events fell on pfns without a slot (--max-pfns 1000) and are only counted',
+  ]);
+  const clean = recordSummary({ ...result, dropped: 0, counters: counters({}, 1200) }, { output: 'x.pgref', bytes: 65536 }, { stacks: 'all', maxPfns: 1000 });
+  t.deepEqual(clean, ['pageref record: 1200 records in 10.0 s (stopped by SIGINT), 0 dropped, 65536 bytes written to x.pgref']);
 });
