@@ -257,7 +257,7 @@ test('--flight-max-bytes: the oldest files are deleted until the total fits', (t
 
 test('serve with a flight recorder: /captures lists its files and /metrics counts them; without one, no flight series', (t) => {
   const r = rig({ seconds: 5, afterSeconds: 1, maxFiles: 1 });
-  const state = new ServeState({ pageRefAvailable: true, maxCulprits: 10, culpritWindowSec: 3600, clockNs: () => 29_000_000_000 });
+  const state = new ServeState({ pageRefAvailable: true, maxCulprits: 10, maxPfns: DEFAULT_MAX_PFNS, culpritWindowSec: 3600, clockNs: () => 29_000_000_000 });
   state.flight = r.recorder;
   for (const s of [10, 20]) {
     r.feed(s, failure(s, 0x30000));
@@ -267,7 +267,7 @@ test('serve with a flight recorder: /captures lists its files and /metrics count
   const families = new Map(metricFamilies(state.snapshot(), 10).map((f) => [f.name, f.samples[0]?.value]));
   t.is(families.get('pageref_flight_captures_total'), 2);
   t.is(families.get('pageref_flight_captures_deleted_total'), 1);
-  const plain = new ServeState({ pageRefAvailable: true, maxCulprits: 10, culpritWindowSec: 3600, clockNs: () => 29_000_000_000 });
+  const plain = new ServeState({ pageRefAvailable: true, maxCulprits: 10, maxPfns: DEFAULT_MAX_PFNS, culpritWindowSec: 3600, clockNs: () => 29_000_000_000 });
   t.false(metricFamilies(plain.snapshot(), 10).some((f) => f.name.startsWith('pageref_flight_')));
   t.deepEqual(plain.captures(), []);
 });

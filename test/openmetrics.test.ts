@@ -75,7 +75,7 @@ test('0.0.4 text is unchanged: counters keep _total in HELP and TYPE, no UNIT, n
 });
 
 test('OpenMetrics of serve\'s own families: every counter family named without _total, the CPU time with its unit', (t) => {
-  const snapshot: ServeSnapshot = { eventsAttached: ['test_pages_isolated'], counters: undefined, isolationFailures: 2, cmaBusyRetries: 0, cmaFailedAllocations: 0, pfnsTracked: 5, cpuSeconds: 1.5, pageRefAvailable: false, busyPfns: 0, busyPfnsForgotten: 0, culpritWindowSec: 3600, culprits: [], flight: { captures: 1, deleted: 0 } };
+  const snapshot: ServeSnapshot = { eventsAttached: ['test_pages_isolated'], counters: undefined, isolationFailures: 2, cmaBusyRetries: 0, cmaFailedAllocations: 0, pfnsTracked: 5, evictedPfns: 0, cpuSeconds: 1.5, pageRefAvailable: false, busyPfns: 0, busyPfnsForgotten: 0, culpritWindowSec: 3600, culprits: [], flight: { captures: 1, deleted: 0 } };
   const lines = renderOpenMetrics(metricFamilies(snapshot, 10)).split('\n');
   t.deepEqual(lines.slice(-2), ['# EOF', '']);
   const types = lines.filter((line) => line.startsWith('# TYPE '));

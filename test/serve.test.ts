@@ -15,6 +15,7 @@ import { DEFAULT_LISTEN, parseListen, startServer } from '../src/serve/http-serv
 import { escapeLabelValue, MetricFamily } from '../src/serve/metric-family';
 import { renderExposition } from '../src/serve/prometheus-text';
 import { ServeSource, ServeState } from '../src/serve/serve-state';
+import { DEFAULT_MAX_PFNS } from '../src/holds/pfn-counters';
 import { counters, testHeader } from './helpers/capture';
 import { pageref } from './helpers/cli';
 import { parseExposition } from './helpers/exposition';
@@ -31,8 +32,8 @@ const pinFrames = (i: number) => ['__page_ref_mod_unless+0x10', 'try_grab_folio+
 /** What /metrics serves in the 0.0.4 text. */
 const exposition = (state: ServeState) => renderExposition(state.metricFamilies());
 
-function servedState(maxCulprits = 10, clock = { nowNs: 2_000_000_000 }, culpritWindowSec = 3600): ServeState {
-  const state = new ServeState({ pageRefAvailable: true, maxCulprits, culpritWindowSec, clockNs: () => clock.nowNs });
+function servedState(maxCulprits = 10, clock = { nowNs: 2_000_000_000 }, culpritWindowSec = 3600, maxPfns = DEFAULT_MAX_PFNS): ServeState {
+  const state = new ServeState({ pageRefAvailable: true, maxCulprits, maxPfns, culpritWindowSec, clockNs: () => clock.nowNs });
   state.header({ ...testHeader(), eventsAttached: ['page_ref_mod', 'page_ref_mod_unless', 'test_pages_isolated', 'cma_alloc_busy_retry', 'cma_alloc_finish'] });
   state.stacks([...Array(HOLDERS).keys()].map((i) => ({ id: 10 + i, frames: pinFrames(i) })));
   state.stacks([{ id: 99, frames: ['__page_ref_mod_and_test+0x10', 'release_pages+0x1a4', 'exit_mmap+0x120'] }]);
@@ -59,7 +60,12 @@ function servedState(maxCulprits = 10, clock = { nowNs: 2_000_000_000 }, culprit
   seen[EventType.TestPagesIsolated] = pinned.length;
   const dropped = new Array<number>(12).fill(0);
   dropped[EventType.PageRefModUnless] = 3;
-  state.counters(counters({ seen, dropped }));
+  const at = (type: number, n: number) => {
+    const values = new Array<number>(12).fill(0);
+    values[type] = n;
+    return values;
+  };
+  state.counters(counters({ seen, dropped, stackLost: at(EventType.PageRefModUnless, 4), sampledOut: at(EventType.PageRefModUnless, 900), aggregateOverflow: at(EventType.PageRefModUnless, 6) }));
   return state;
 }
 
@@ -79,10 +85,23 @@ test('metrics: valid exposition text, HELP and TYPE for each family, counters na
   t.is(value('pageref_events_total', { event: 'page_ref_mod_unless' }), 5000);
   t.is(value('pageref_events_total', { event: 'test_pages_isolated' }), pinnedPages);
   t.is(value('pageref_dropped_total', { event: 'page_ref_mod_unless' }), 3);
+  t.is(value('pageref_stacks_lost_total', { event: 'page_ref_mod_unless' }), 4);
+  t.is(value('pageref_sampled_out_total', { event: 'page_ref_mod_unless' }), 900);
+  t.is(value('pageref_aggregate_overflow_total', { event: 'page_ref_mod_unless' }), 6);
+  t.is(value('pageref_stacks_lost_total', { event: 'test_pages_isolated' }), 0, 'a series for every attached event, 0 too');
+  t.is(value('pageref_evicted_pfns_total'), 0, 'the default --max-pfns holds every page');
   t.deepEqual(families.get('pageref_events_total')?.samples.map((s) => s.labels.event), ['page_ref_mod', 'page_ref_mod_unless', 'test_pages_isolated', 'cma_alloc_busy_retry', 'cma_alloc_finish'], 'one series per attached event');
   t.is(value('pageref_pfns_tracked'), pinnedPages + 1);
   t.is(value('pageref_page_ref_available'), 1);
   t.true((value('pageref_process_cpu_seconds_total') ?? 0) > 0);
+});
+
+test('--max-pfns bounds serve\'s hold table: the pages it evicts are counted on /metrics', (t) => {
+  // 79 pages have page_ref events; a table of 10 must forget at least 69.
+  const families = parseExposition(exposition(servedState(10, undefined, 3600, 10)));
+  const evicted = families.get('pageref_evicted_pfns_total');
+  t.is(evicted?.type, 'counter');
+  t.true((evicted?.samples[0].value ?? 0) >= 69, `${evicted?.samples[0].value} evicted`);
 });
 
 test('metrics: culprit series are bounded, the stacks with the most busy pages, labelled by a hash of their frames', (t) => {

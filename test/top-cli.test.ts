@@ -59,7 +59,7 @@ test('--json prints one JSON line per snapshot with every view, as the README do
   const [first, second, last] = snapshots;
   t.deepEqual(Object.keys(first), [
     'time', 'source', 'kernel', 'speed', 'ended', 'intervalSec', 'eventsPerSec', 'aggregatedPerSec', 'isolationFailures', 'isolationFailuresPerSec',
-    'cmaRetries', 'cmaRetriesPerSec', 'failedAllocations', 'pfns', 'maxPfns', 'evictedPfns', 'evictedRatePfns', 'evictedHoldPfns', 'evictedOutstandingRefs', 'dropped', 'droppedPerSec', 'ringFill', 'cpuPercent', 'stacksMode', 'aggregated',
+    'cmaRetries', 'cmaRetriesPerSec', 'failedAllocations', 'pfns', 'maxPfns', 'evictedPfns', 'evictedRatePfns', 'evictedHoldPfns', 'evictedOutstandingRefs', 'dropped', 'droppedPerSec', 'stackLost', 'sampledOut', 'aggregateOverflow', 'ringFill', 'cpuPercent', 'stacksMode', 'aggregated', 'sampling',
     'file', 'pages', 'holders', 'failures', 'culprits',
   ]);
   t.deepEqual([first.time, second.time, last.time], [1, 2, 2.4]);

@@ -4,6 +4,7 @@
 
 import { hexPfn } from '../report/capture-summary';
 import { captureLimits, EvictedPfns, evictionLimit, samplingOf } from '../report/capture-limits';
+import { kernelLosses } from '../report/kernel-losses';
 import { pfnSampledIn } from '../record/pfn-hash';
 import { BlameAnalysis, NO_HOLDER } from './blame-analysis';
 import { KIND_RANK, ReferenceKind, referenceKind, tellingFrame } from './stack-kinds';
@@ -17,6 +18,10 @@ export interface BlameJson {
   failedAllocations: number;
   /** Records lost in the kernel: the verdict may miss holders when this is not 0. */
   dropped: number;
+  /** Records the kernel sent without their stack (stack map full, hash collision): their holders and releasers show none. */
+  stackLost: number;
+  /** Events --sample-pfn or --sample-events left out in the kernel. */
+  sampledOut: number;
   truncated: string | null;
   /** What the capture could not see by how it was recorded (sampling, --aggregate, armed stacks): sentences. */
   limits: string[];
@@ -88,7 +93,7 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
   const byStack = [...groups.values()]
     .sort((a, b) => b.pages - a.pages || KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.failures - a.failures)
     .map(({ pfns: _pfns, ...entry }) => entry);
-  const dropped = (analysis.lastCounters?.dropped ?? []).reduce((a, b) => a + b, 0);
+  const losses = kernelLosses(analysis.lastCounters);
   const evicted = { maxPfns: analysis.holds.maxPfns, ...analysis.holds.evictions };
   return {
     kernel: analysis.captureHeader?.kernelRelease ?? '',
@@ -96,7 +101,9 @@ export function blameJson(analysis: BlameAnalysis): BlameJson {
     isolationTests: analysis.isolationTests,
     busyRetries: analysis.busyRetries,
     failedAllocations: analysis.cmaFailedAllocations,
-    dropped,
+    dropped: losses.dropped,
+    stackLost: losses.stackLost,
+    sampledOut: losses.sampledOut,
     truncated: analysis.ending?.truncated ?? null,
     limits: [...captureLimits(header, analysis.lastCounters), ...evictionLimit(evicted)],
     evicted,

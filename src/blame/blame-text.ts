@@ -15,6 +15,8 @@ export function renderBlame(blame: BlameJson): string {
   if (blame.truncated) out.push(`WARNING: capture incomplete: ${blame.truncated}`);
   if (blame.recording.rawPointers) out.push(`WARNING: ${RAW_POINTERS_WARNING}`);
   if (blame.dropped > 0) out.push(`WARNING: ${blame.dropped} records were lost in the kernel: some holders may be missing`);
+  if (blame.stackLost > 0) out.push(`WARNING: ${blame.stackLost} records lost their stack in the kernel (stack map full or hash collision): some holders and releasers show [no stack]`);
+  if (blame.sampledOut > 0) out.push(`Note: ${blame.sampledOut} events were sampled out in the kernel (--sample-pfn, --sample-events).`);
   for (const limit of blame.limits) out.push(limit.startsWith('evicted:') ? `WARNING: ${limit.replace(/^evicted: /, '')}.` : `Note: ${limit}.`);
   if (blame.evicted.outstandingRefs > 0) out.push(`WARNING: ${blame.evicted.outstandingRefs} references still outstanding went with evicted pages: some holders may be missing`);
   const unsampled = blame.busyPfns.filter((b) => !b.sampled).length;

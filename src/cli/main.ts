@@ -184,7 +184,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .addOption(new Option('--flight-after <s>', 'flight recorder: seconds recorded after the last failure of a window').default(DEFAULT_FLIGHT.afterSeconds).argParser((v) => parseSeconds(v, '--flight-after')))
       .addOption(new Option('--flight-max-files <n>', 'flight recorder: files in --flight-dir at most (oldest deleted first)').default(DEFAULT_FLIGHT.maxFiles).argParser((v) => parseCount(v, '--flight-max-files')))
       .addOption(new Option('--flight-max-bytes <bytes>', 'flight recorder: bytes of files in --flight-dir at most (oldest deleted first)').default(DEFAULT_FLIGHT.maxBytes, '1G').argParser((v) => parseBytes(v, '--flight-max-bytes'))),
-    { stacksDefault: 'armed' },
+    { stacksDefault: 'armed', userTables: true },
   ).action(async (options, command: Command) => {
     if (options.allPfns && options.cma) throw new UsageError('--all-pfns and --cma contradict each other');
     const flightOptionGiven = ['flightSeconds', 'flightBytes', 'flightAfter', 'flightMaxFiles', 'flightMaxBytes'].find((name) => command.getOptionValueSource(name) === 'cli');

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { CaptureWriter } from '../capture/capture-writer';
 import { doctorFailureLine, runDoctor } from '../doctor/doctor';
-import { runLiveCapture } from '../live/live-capture';
+import { LiveResult, runLiveCapture } from '../live/live-capture';
 import { stopOnSignals } from '../live/stop-signals';
 import type { CmaArea } from '../capture/schema';
 import { CmaAreasError, pfnLimit, readCmaAreas } from '../kernel/memory';
@@ -12,6 +12,7 @@ import { AttachMode, BpfError, MAX_PFN_RANGES, PfnRange, StacksMode, TracerOptio
 import type { EventName } from '../record/event-types';
 import { UsageError } from './arguments';
 import { DEFAULT_MAX_PFNS } from '../holds/pfn-counters';
+import { kernelLosses } from '../report/kernel-losses';
 
 /** What to trace and how much of it to keep: shared by record and the live views. */
 export interface TraceScope {
@@ -116,22 +117,11 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
       writer,
     );
     if (progress) process.stderr.write('\n');
-    const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
-    const c = result.counters;
-    const kept = [
-      total(c.sampledOut) > 0 ? `${total(c.sampledOut)} sampled out` : '',
-      total(c.aggregated) > 0 ? `${total(c.aggregated)} summed per pfn` : '',
-      args.stacks === 'armed' ? `${total(c.countedOnly)} not recorded (page not armed)` : '',
-    ].filter((part) => part !== '');
-    log(
-      `pageref record: ${result.records} records in ${result.elapsedSec.toFixed(1)} s (stopped by ${result.stopReason}), ${result.dropped} dropped${kept.length > 0 ? `, events ${kept.join(', ')}` : ''}, ${writer.bytesWritten} bytes written to ${args.output}`,
-    );
-    if (result.dropped > 0) log(`pageref record: WARNING: ${result.dropped} records were lost because the ring buffer was full; try a larger --buffer-size, filters or sampling`);
+    recordSummary(result, { output: args.output, bytes: writer.bytesWritten }, args).forEach(log);
     if (result.stopReason.startsWith('max drops')) {
       log(`pageref record: stopped: ${result.stopReason}; the capture is finished up to there`);
       return 1;
     }
-    if (total(c.aggregateOverflow) > 0) log(`pageref record: WARNING: ${total(c.aggregateOverflow)} events fell on pfns without a slot (--max-pfns ${args.maxPfns}) and are only counted`);
     return 0;
   } catch (error) {
     if (!attached) {
@@ -148,6 +138,29 @@ export async function recordCommand(args: RecordArgs, log: (line: string) => voi
   } finally {
     stop.release();
   }
+}
+
+/**
+ * What record says when it has finished: one line of what was written and
+ * what the kernel counted but did not hand over, then a warning with a
+ * remedy for each loss.
+ */
+export function recordSummary(result: LiveResult, written: { output: string; bytes: number }, args: Pick<RecordArgs, 'stacks' | 'maxPfns'>): string[] {
+  const c = result.counters;
+  const losses = kernelLosses(c);
+  const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
+  const kept = [
+    losses.sampledOut > 0 ? `${losses.sampledOut} sampled out` : '',
+    total(c.aggregated) > 0 ? `${total(c.aggregated)} summed per pfn` : '',
+    args.stacks === 'armed' ? `${total(c.countedOnly)} not recorded (page not armed)` : '',
+  ].filter((part) => part !== '');
+  const lines = [
+    `pageref record: ${result.records} records in ${result.elapsedSec.toFixed(1)} s (stopped by ${result.stopReason}), ${result.dropped} dropped${losses.stackLost > 0 ? `, ${losses.stackLost} stacks lost` : ''}${kept.length > 0 ? `, events ${kept.join(', ')}` : ''}, ${written.bytes} bytes written to ${written.output}`,
+  ];
+  if (result.dropped > 0) lines.push(`pageref record: WARNING: ${result.dropped} records were lost because the ring buffer was full; try a larger --buffer-size, filters or sampling`);
+  if (losses.stackLost > 0) lines.push(`pageref record: WARNING: ${losses.stackLost} records lost their stack (stack map full or hash collision); try a larger --stack-entries`);
+  if (losses.aggregateOverflow > 0) lines.push(`pageref record: WARNING: ${losses.aggregateOverflow} events fell on pfns without a slot (--max-pfns ${args.maxPfns}) and are only counted`);
+  return lines;
 }
 
 export interface ResolvedScope {

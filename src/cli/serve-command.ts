@@ -70,7 +70,7 @@ export async function serveCommand(args: ServeArgs): Promise<number> {
       return 1;
     }
     resolved.notes.forEach(say);
-    const state = new ServeState({ pageRefAvailable, maxCulprits: args.culprits, culpritWindowSec: args.culpritWindowSec });
+    const state = new ServeState({ pageRefAvailable, maxCulprits: args.culprits, maxPfns: args.scope.maxPfns, culpritWindowSec: args.culpritWindowSec });
     // Also when nobody scrapes: the busy pfns of old failures would pile up.
     forgetTimer = setInterval(() => state.forgetOldFailures(), Math.min(args.culpritWindowSec, 60) * 1000);
     forgetTimer.unref();

@@ -21,7 +21,9 @@ export function renderReport(report: ReportJson): string {
     const stackLost = Object.values(report.kernelCounters).reduce((a, k) => a + k.stackLost, 0);
     const misses = Object.values(report.kernelCounters).reduce((a, k) => a + k.recursionMisses, 0);
     const overflow = Object.values(report.kernelCounters).reduce((a, k) => a + k.aggregateOverflow, 0);
+    const sampledOut = Object.values(report.kernelCounters).reduce((a, k) => a + k.sampledOut, 0);
     if (stackLost > 0) lines.push(`stacks lost: ${stackLost} (stack map full or hash collision)`);
+    if (sampledOut > 0) lines.push(`sampled out in the kernel: ${sampledOut} events (--sample-pfn, --sample-events)`);
     if (overflow > 0) lines.push(`per-pfn totals overflowed: ${overflow} events on pfns without a slot (--max-pfns)`);
     if (misses > 0) lines.push(`events missed by the kernel while another BPF program ran on the CPU: ${misses}`);
   }

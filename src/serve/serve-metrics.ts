@@ -21,6 +21,8 @@ export interface ServeSnapshot {
   cmaFailedAllocations: number;
   /** Distinct pfns with page_ref events seen (per-pfn totals or records). */
   pfnsTracked: number;
+  /** Pages the hold table evicted to stay within --max-pfns. */
+  evictedPfns: number;
   /** This process's user + system CPU time. */
   cpuSeconds: number;
   /** False on a kernel without the page_ref tracepoints (CONFIG_DEBUG_PAGE_REF unset). */
@@ -42,10 +44,14 @@ export function metricFamilies(snapshot: ServeSnapshot, maxCulprits: number): Me
   const families: MetricFamily[] = [
     { name: 'pageref_events_total', type: 'counter', help: 'Events the kernel fired on each attached tracepoint, before pageref filtered, sampled or summed them.', samples: perEvent(snapshot.counters?.seen) },
     { name: 'pageref_dropped_total', type: 'counter', help: 'Records of each event lost because the ring buffer was full.', samples: perEvent(snapshot.counters?.dropped) },
+    { name: 'pageref_stacks_lost_total', type: 'counter', help: 'Records of each event sent without their stack: the stack map was full, or a hash collision kept the stack out.', samples: perEvent(snapshot.counters?.stackLost) },
+    { name: 'pageref_sampled_out_total', type: 'counter', help: 'Events of each tracepoint left out in the kernel by --sample-pfn or --sample-events.', samples: perEvent(snapshot.counters?.sampledOut) },
+    { name: 'pageref_aggregate_overflow_total', type: 'counter', help: 'page_ref events on pfns beyond the kernel\'s per-pfn slots (--aggregate, --max-pfns): only counted.', samples: perEvent(snapshot.counters?.aggregateOverflow) },
     { name: 'pageref_isolation_failures_total', type: 'counter', help: 'test_pages_isolated events that found a page isolation could not take.', samples: [{ value: snapshot.isolationFailures }] },
     { name: 'pageref_cma_busy_retries_total', type: 'counter', help: 'cma_alloc_busy_retry events: CMA allocations retried because a range was busy.', samples: [{ value: snapshot.cmaBusyRetries }] },
     { name: 'pageref_cma_failed_allocations_total', type: 'counter', help: 'cma_alloc_finish events of allocations that failed.', samples: [{ value: snapshot.cmaFailedAllocations }] },
     { name: 'pageref_pfns_tracked', type: 'gauge', help: 'Distinct pages with page_ref events seen since the start.', samples: [{ value: snapshot.pfnsTracked }] },
+    { name: 'pageref_evicted_pfns_total', type: 'counter', help: 'Pages the hold table forgot, least recently touched first, to stay within --max-pfns: blame may miss their holders.', samples: [{ value: snapshot.evictedPfns }] },
     { name: 'pageref_process_cpu_seconds_total', type: 'counter', unit: 'seconds', help: 'User and system CPU time of the pageref process itself.', samples: [{ value: snapshot.cpuSeconds }] },
     { name: 'pageref_page_ref_available', type: 'gauge', help: '1 if the kernel has the page_ref tracepoints (CONFIG_DEBUG_PAGE_REF); 0: only isolation and CMA events are traced.', samples: [{ value: snapshot.pageRefAvailable ? 1 : 0 }] },
     { name: 'pageref_busy_pfns', type: 'gauge', help: `Pages isolation failed on in the last ${snapshot.culpritWindowSec} s (--culprit-window), the culprits' pages.`, samples: [{ value: snapshot.busyPfns }] },

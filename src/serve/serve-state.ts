@@ -54,6 +54,8 @@ export interface ServeStateOptions {
   pageRefAvailable: boolean;
   /** Culprit series on /metrics, at most. */
   maxCulprits: number;
+  /** --max-pfns: pages the hold table keeps at most; beyond, the least recently touched are evicted and counted. */
+  maxPfns: number;
   /** Busy pfns whose last failure is older than this are forgotten. */
   culpritWindowSec: number;
   /** Now, in ns since the header's monotonic base, as the records' times (default: captureNowNs). */
@@ -61,7 +63,7 @@ export interface ServeStateOptions {
 }
 
 export class ServeState implements CaptureSink, ServeSource {
-  private readonly profile = new HoldProfile();
+  private readonly profile: HoldProfile;
   private eventsAttached: EventName[] = [];
   private counters_: KernelCounters | undefined;
   private readonly pfns = new PfnSet();
@@ -70,7 +72,9 @@ export class ServeState implements CaptureSink, ServeSource {
   /** serve --flight-dir: the recorder in front of this state. */
   flight: FlightView | undefined;
 
-  constructor(private readonly options: ServeStateOptions) {}
+  constructor(private readonly options: ServeStateOptions) {
+    this.profile = new HoldProfile(options.maxPfns);
+  }
 
   header(header: CaptureHeader): void {
     this.eventsAttached = header.eventsAttached as EventName[];
@@ -124,6 +128,7 @@ export class ServeState implements CaptureSink, ServeSource {
       cmaBusyRetries: blame.busyRetries,
       cmaFailedAllocations: blame.cmaFailedAllocations,
       pfnsTracked: this.pfns.size,
+      evictedPfns: blame.holds.evictions.pfns,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       pageRefAvailable: this.options.pageRefAvailable,
       busyPfns: blame.busy.size,

@@ -6,6 +6,7 @@
 
 import { EVENT_NAMES } from '../record/event-types';
 import { hexPfn } from '../report/capture-summary';
+import type { Sampling } from '../report/capture-limits';
 import { compareRows, FailureRow, HolderRow, PageRow, RowDetail, rowKey, Snapshot, SORT_KEYS, sortsAscending, TopHeader, TopRow, TopView } from './top-snapshot';
 import type { TopFilter } from './top-filter';
 
@@ -142,14 +143,24 @@ function headerLines(h: TopHeader, width: number): string[] {
   const events = [`Events/s ${rate(total)}${rates.length > 0 ? ':' : ''}`, ...rates];
   const third = [
     `Dropped ${count(h.dropped)} (${rate(h.droppedPerSec)}/s)${h.dropped > 0 ? ' !' : ''}`,
+    ...(h.stackLost > 0 ? [`Stacks lost ${count(h.stackLost)} !`] : []),
+    ...(h.sampledOut > 0 ? [`Sampled out ${count(h.sampledOut)}`] : []),
+    ...(h.aggregateOverflow > 0 ? [`Overflow ${count(h.aggregateOverflow)} (pfns without a slot) !`] : []),
     `Isolation failures ${count(h.isolationFailures)} (${rate(h.isolationFailuresPerSec)}/s)`,
     `CMA retries ${count(h.cmaRetries)} (${rate(h.cmaRetriesPerSec)}/s)`,
     `failed allocs ${count(h.failedAllocations)}`,
     `Pfns ${count(h.pfns)}${h.evictedPfns + h.evictedHoldPfns + h.evictedRatePfns > 0 ? ` evicted ${count(h.evictedPfns)}/${count(h.evictedHoldPfns)} held/${count(h.evictedRatePfns)} rates (max ${count(h.maxPfns)}) !` : ''}`,
     `Ring ${h.ringFill === null ? 'n/a' : fillPercent(h.ringFill)}`,
     `stacks ${h.stacksMode}${h.aggregated ? ', aggregated' : ''}`,
+    ...samplingNote(h.sampling),
   ];
   return [...flow(first, width, '  '), ...flow(events, width, '  '), ...flow(third, width, '  ')];
+}
+
+/** "sampled: 1 in 64 pfns, 1 in 8 events", or nothing when the source keeps everything. */
+function samplingNote(sampling: Sampling): string[] {
+  const kept = [sampling.pfn > 1 ? `1 in ${sampling.pfn} pfns` : '', sampling.events > 1 ? `1 in ${sampling.events} events` : ''].filter((part) => part !== '');
+  return kept.length > 0 ? [`sampled: ${kept.join(', ')}`] : [];
 }
 
 /** Joins parts with `gap`, starting a new line where the next part would not fit. */

@@ -9,6 +9,8 @@ import { PfnIndex } from '../holds/pfn-index';
 import { keepSmallest } from '../holds/stack-groups';
 import { topN } from '../holds/top-n';
 import { EVENT_NAMES, EventName } from '../record/event-types';
+import { Sampling, samplingOf } from '../report/capture-limits';
+import { kernelLosses } from '../report/kernel-losses';
 import { migrateTypeName, pageFlagNames } from './page-flags';
 import { commMatches, inRanges, TopFilter } from './top-filter';
 import type { TopState } from './top-state';
@@ -83,11 +85,19 @@ export interface TopHeader {
   evictedOutstandingRefs: number;
   dropped: number;
   droppedPerSec: number;
+  /** Records the kernel sent without their stack (stack map full or hash collision). */
+  stackLost: number;
+  /** Events --sample-pfn or --sample-events left out in the kernel. */
+  sampledOut: number;
+  /** --aggregate: page_ref events on pfns beyond the kernel's slots (--max-pfns), only counted. */
+  aggregateOverflow: number;
   /** The fullest the ring buffer was found before a drain in the interval, 0 to 1; null: no ring (a replay). */
   ringFill: number | null;
   cpuPercent: number | null;
   stacksMode: string;
   aggregated: boolean;
+  /** How the source samples (--sample-pfn, --sample-events): counts are of the sample. */
+  sampling: Sampling;
 }
 
 export interface HolderRef {
@@ -252,6 +262,7 @@ export function takeSnapshot(state: TopState, query: SnapshotQuery, info: Source
 function topHeader(state: TopState, info: SourceInfo): TopHeader {
   const rates = state.rates;
   const options = state.captureHeader?.options;
+  const losses = kernelLosses(state.lastCounters);
   return {
     source: info.source,
     label: info.label,
@@ -276,10 +287,14 @@ function topHeader(state: TopState, info: SourceInfo): TopHeader {
     evictedOutstandingRefs: state.analysis.holds.evictions.outstandingRefs,
     dropped: state.dropped,
     droppedPerSec: rates.droppedPerSec,
+    stackLost: losses.stackLost,
+    sampledOut: losses.sampledOut,
+    aggregateOverflow: losses.aggregateOverflow,
     ringFill: rates.ringFill,
     cpuPercent: rates.cpuPercent,
     stacksMode: options?.stacksMode || (options?.stacks ? 'all' : 'none'),
     aggregated: (options?.aggregateSlots ?? 0) > 0,
+    sampling: samplingOf(state.captureHeader),
   };
 }
 

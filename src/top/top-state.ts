@@ -14,6 +14,7 @@ import { referenceDelta } from '../holds/reference-delta';
 import type { EventBatch } from '../record/event-batch';
 import { EVENT_COUNT, isPageRefEvent } from '../record/event-types';
 import { StringTable } from '../record/string-table';
+import { kernelLosses } from '../report/kernel-losses';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { pageFlagTable } from './page-flags';
 
@@ -177,7 +178,7 @@ export class TopState implements CaptureSink {
 
   /** Records the kernel lost (ring buffer full), all event types, as its counters last said. */
   get dropped(): number {
-    return (this.lastCounters?.dropped ?? []).reduce((a, b) => a + b, 0);
+    return kernelLosses(this.lastCounters).dropped;
   }
 
   /**

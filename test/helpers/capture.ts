@@ -65,12 +65,17 @@ export function counters(fill: Partial<Record<keyof KernelCounters, number[]>> =
   };
 }
 
+export interface WriteCaptureOptions {
+  perBatch?: number;
+  finish?: boolean;
+  recordOptions?: Partial<RecordOptions>;
+  pfnCounts?: PfnCounts[];
+  /** The trailer's kernel counters, per event type (default: every record emitted, 2 page_ref_mod records dropped). */
+  trailerCounters?: Partial<Record<keyof KernelCounters, number[]>>;
+}
+
 /** A finished capture of the given raw records, in batches of `perBatch`, with stacks 1 and 2. */
-export function writeCapture(
-  path: string,
-  records: Buffer[],
-  options: { perBatch?: number; finish?: boolean; recordOptions?: Partial<RecordOptions>; pfnCounts?: PfnCounts[] } = {},
-): void {
+export function writeCapture(path: string, records: Buffer[], options: WriteCaptureOptions = {}): void {
   const writer = new CaptureWriter(path);
   const strings = new StringTable();
   const decoder = new RecordDecoder(strings, new PointerHasher(), 1_000_000_000n);
@@ -91,5 +96,5 @@ export function writeCapture(
     writer.end({});
     return;
   }
-  writer.end({ trailer: { endTimeUnixUs: 1_700_000_003_000_000, stopReason: 'SIGINT', counters: counters({ emitted: [0, records.length, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], dropped: [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }, records.length) } });
+  writer.end({ trailer: { endTimeUnixUs: 1_700_000_003_000_000, stopReason: 'SIGINT', counters: counters(options.trailerCounters ?? { emitted: [0, records.length, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], dropped: [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }, records.length) } });
 }
