@@ -33,6 +33,9 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a --max-pfns that is not a number for blame', ['blame', 'x.pgref', '--max-pfns', 'lots'], /--max-pfns: "lots" is not a non-negative integer/],
   ['a --max-pfns of 0 for export', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--max-pfns', '0'], /--max-pfns: "0" must be from 1 to/],
   ['a --max-pfns beyond 2^32 - 1 for top', ['top', '--replay', 'x.pgref', '--max-pfns', '5000000000'], /--max-pfns: "5000000000" must be from 1 to/],
+  ['a misspelled option, the suggestion on the same line', ['report', 'x.pgref', '--jsn'], /unknown option '--jsn' \(Did you mean --json\?\)$/m],
+  ['a misspelled command, the suggestion on the same line', ['reprot', 'x.pgref'], /unknown command 'reprot' \(Did you mean report\?\)$/m],
+  ['help for a command that does not exist', ['help', 'bogus'], /^pageref: unknown command 'bogus'$/m],
   ['aggregated ranges larger than --max-pfns', ['record', '-o', '/nonexistent/x', '--aggregate', '--max-pfns', '100', '--pfn', '0x1000-0x2000'], /the pfn ranges hold 4096 pfns, more than --max-pfns 100/],
 ];
 
@@ -45,6 +48,15 @@ for (const [what, args, message] of usageErrors) {
     t.regex(run.stderr, message);
   });
 }
+
+test('pageref help and help COMMAND print the help on stdout, exit 0', (t) => {
+  const all = pageref(['help']);
+  t.is(all.status, 0);
+  t.regex(all.stdout, /^Usage: pageref /);
+  const report = pageref(['help', 'report']);
+  t.is(report.status, 0);
+  t.regex(report.stdout, /^Usage: pageref report /);
+});
 
 test('report on a missing file or a file that is not a capture: one line, exit 1', (t) => {
   const missing = pageref(['report', '/nonexistent/capture.pgref']);

@@ -27,7 +27,8 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
   const program = new Command('pageref')
     .description('Which code path holds a reference on this page? Traces the kernel page_ref tracepoints with BPF.')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`pageref: ${text.replace(/^error: /, '').trim()}\n`) })
+    // Commander puts its suggestion on a line of its own ("(Did you mean --json?)"): joined, the error stays one line.
+    .configureOutput({ outputError: (text, write) => write(`pageref: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`) })
     .showSuggestionAfterError(true);
 
   program
@@ -285,13 +286,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(program.helpInformation());
     return EXIT_USAGE;
   }
+  // `help NAME` of a command that does not exist: commander would print the
+  // whole help to stderr; parsed as NAME it is the one-line unknown command error.
+  if (argv[2] === 'help' && argv.length === 4 && argv[3] !== 'help' && !program.commands.some((c) => c.name() === argv[3] || c.aliases().includes(argv[3]))) {
+    argv = [argv[0], argv[1], argv[3]];
+  }
   try {
     await program.parseAsync(argv);
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are not errors; commander already printed its one line.
-      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : EXIT_USAGE;
+      // `pageref help` asks for the help (exit code 0); help printed for an error has exit code 1.
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || (error.code === 'commander.help' && error.exitCode === 0) ? 0 : EXIT_USAGE;
     }
     if (error instanceof UsageError) {
       process.stderr.write(`pageref: ${error.message}\n`);
