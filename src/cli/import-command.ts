@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { CaptureWriter } from '../capture/capture-writer';
+import { sameFile } from '../capture/output-file';
 import { FtraceImportResult, FtraceTextError, importFtraceStream } from '../import/ftrace-text';
 import { UsageError } from './arguments';
 
@@ -29,6 +30,7 @@ export interface ImportJson extends FtraceImportResult {
 export async function importCommand(args: ImportArgs, log: (line: string) => void = (line) => process.stderr.write(line + '\n')): Promise<number> {
   if (existsSync(args.output) && !args.force) throw new UsageError(`${args.output} exists; pass --force to replace it`);
   const fromStdin = args.trace === '-';
+  if (!fromStdin && sameFile(args.output, args.trace)) throw new UsageError(`${args.output} is the text being imported: write the capture to another file`);
   let input: Readable;
   let startTimeUnixUs = Date.now() * 1000;
   if (fromStdin) input = process.stdin;

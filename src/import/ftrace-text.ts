@@ -26,7 +26,7 @@ import { PointerHasher } from '../record/pointer-hash';
 import { StringTable } from '../record/string-table';
 import type { CaptureSink } from '../stream/capture-sink';
 import { CaptureHeader, FORMAT_VERSION, KernelCounters } from '../capture/schema';
-import { pageFlagTable } from '../top/page-flags';
+import { FLAG_TABLE_RELEASES, pageFlagTable } from '../top/page-flags';
 
 /** A line --strict refuses, or a file that is not ftrace text at all. */
 export class FtraceTextError extends Error {
@@ -401,7 +401,11 @@ export class FtraceTextParser {
     const table = this.flagTable ?? NEWEST_FLAGS;
     if (!this.flagTable && !this.warnedFlags.has('*')) {
       this.warnedFlags.add('*');
-      this.warn(`symbolic page flags read with the ${NEWEST_RELEASE} flag table; pass --kernel RELEASE for another kernel's`);
+      this.warn(
+        this.options.kernelRelease
+          ? `symbolic page flags read with the ${NEWEST_RELEASE} flag table: there is none for kernel ${this.options.kernelRelease} (tables: ${FLAG_TABLE_RELEASES.join(', ')})`
+          : `symbolic page flags read with the ${NEWEST_RELEASE} flag table; pass --kernel RELEASE for another kernel's`,
+      );
     }
     let flags = 0;
     for (const name of text.split('|')) {
