@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { EventType } from '../src/record/event-types';
 import { EVENT_NAMES } from '../src/record/event-types';
 import { lines, pageref } from './helpers/cli';
@@ -109,6 +109,18 @@ test('report on a missing file or a file that is not a capture: one line, exit 1
   const notCapture = pageref(['report', text]);
   t.is(notCapture.status, 1);
   t.deepEqual(lines(notCapture.stderr), [`pageref: ${text} is not a pageref capture`]);
+});
+
+test('a directory given as a capture: one line naming it, exit 1, for report, blame, export and top --replay', (t) => {
+  const dir = tempPath('a-folder.pgref');
+  mkdirSync(dir);
+  const pprof = tempPath('from-folder.pb.gz');
+  for (const args of [['report', dir], ['blame', dir], ['export', dir, '--pprof', pprof], ['top', '--replay', dir]]) {
+    const run = pageref(args);
+    t.is(run.status, 1, `${args[0]}: ${run.stderr}`);
+    t.deepEqual(lines(run.stderr), [`pageref: ${dir} is a directory, not a pageref capture`], args[0]);
+  }
+  t.false(existsSync(pprof));
 });
 
 test('record refuses to overwrite an existing file, and leaves it alone', (t) => {

@@ -6,7 +6,7 @@ import { CaptureError } from '../capture/capture-reader';
 import { renderDoctor, runDoctor } from '../doctor/doctor';
 import { collect, parseBytes, parseComm, parseCount, parseInteger, parsePfnRange, parsePid, parseSeconds, parseStacksMode, parseAttachMode, UsageError } from './arguments';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_MAX_PFNS, DEFAULT_STACK_ENTRIES, DEFAULT_STACK_SAMPLE, recordCommand, TraceScope } from './record-command';
-import { DEFAULT_TOP_ROWS, parseFilterOption, parseSpeed, parseView, topCommand } from './top-command';
+import { DEFAULT_TOP_ROWS, MAX_TOP_DELAY_SEC, parseFilterOption, parseSpeed, parseView, topCommand } from './top-command';
 import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
@@ -142,7 +142,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .description('a live, top-style view of who holds page references, which pages are stuck, and whether the tracer keeps up')
       .option('--replay <file>', 'play a capture instead of tracing live')
       .option('--speed <x>', '--replay: times the recorded pace; 0 or max: as fast as possible (default 1)', parseSpeed)
-      .addOption(new Option('-d, --delay <seconds>', 'refresh interval (a replay: seconds of capture time)').default(1).argParser((v) => parseSeconds(v, '--delay')))
+      .addOption(new Option('-d, --delay <seconds>', 'refresh interval (a replay: seconds of capture time)').default(1).argParser((v) => parseSeconds(v, '--delay', MAX_TOP_DELAY_SEC)))
       .option('-b, --batch [n]', 'print N plain-text snapshots, one per interval, then stop (default 1)', (v) => parseCount(v, '--batch'))
       .option('--json', 'print snapshots as JSON lines (the contract is in the README); N from --batch')
       .addOption(new Option('--view <view>', 'view to show: pages, holders or failures').default('pages').argParser(parseView))
