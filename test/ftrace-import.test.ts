@@ -82,6 +82,29 @@ test('the seed example imports and blame names the exit path as the releaser of 
   t.is(report.capture.durationSec, 0.496468);
 });
 
+test('the seed mail itself, prose and all, imports and blame names release_pages ... do_exit as the releaser of pfn 0x17ac9', (t) => {
+  // test/fixtures/ftrace-seed-mail.txt is the seed as it came (../shared/seeds/), byte for byte: the mail's
+  // other lines are skipped with warnings, and the trace lines in it tell the seed author's story.
+  const out = tempPath('seed-mail.pgref');
+  const run = pageref(['import', fixture('ftrace-seed-mail.txt'), '-o', out, '--json']);
+  t.is(run.status, 0, run.stderr);
+  const summary = JSON.parse(run.stdout);
+  t.is(summary.imported, 4);
+  t.true(summary.malformed > 0, 'the mail\'s prose is skipped, not fatal');
+  const blame = JSON.parse(pageref(['blame', out, '--json']).stdout);
+  t.is(blame.failures, 1);
+  const busy = blame.busyPfns.find((p: { pfn: string }) => p.pfn === '0x17ac9');
+  t.truthy(busy, 'pfn 0x17ac9 is the busy page of the failed isolation');
+  t.is(busy.failures, 1);
+  t.is(busy.releasers.length, 1);
+  const releaser = busy.releasers[0];
+  t.true(releaser.afterNs > 0, 'released after the isolation failure');
+  t.is(releaser.stack[0], 'release_pages');
+  t.true(releaser.stack.includes('do_exit'), releaser.stack.join(' < '));
+  t.true(releaser.stack.indexOf('release_pages') < releaser.stack.indexOf('do_exit'), 'release_pages ... do_exit, innermost first');
+  t.deepEqual(blame.byStack.filter((g: { role: string }) => g.role === 'releaser').map((g: { frame: string; examplePfn: string }) => [g.frame, g.examplePfn]), [['release_pages', '0x17ac9']]);
+});
+
 test('seed: times are ns from the first event, the mapping pointer is hashed, numeric flags kept', async (t) => {
   const { sink, result } = await parse('ftrace-seed.txt');
   t.deepEqual(sink.rows.map((r) => r.tsNs), [0, 4_000, 496_093_000, 496_468_000]);
