@@ -282,6 +282,24 @@ test('import errors: an existing output, a missing input, text without any pager
   t.false(existsSync(noneOut), 'a failed import leaves no file, without --strict too');
 });
 
+test('SIGINT while an import waits for a FIFO\'s writer ends the wait: exit 1, no file', async (t) => {
+  const dir = dirname(tempPath('x'));
+  const fifo = join(dir, 'lonely.fifo');
+  t.is(spawnSync('mkfifo', [fifo]).status, 0);
+  const out = join(dir, 'lonely.pgref');
+  const child = spawn(process.execPath, [PAGEREF, 'import', fifo, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  child.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+  if (code === 'still running') child.kill('SIGKILL');
+  t.is(code, 1, stderr);
+  t.regex(stderr, /holds no page_ref, test_pages_isolated or cma event \(stopped by SIGINT at line 0\); no capture written/);
+  t.false(existsSync(out));
+});
+
 test('import of binary garbage: at most 10 warnings and a count of the rest, exit 1, no file left', (t) => {
   const garbage = tempPath('garbage.bin');
   // 4 KiB from a fixed-seed generator: newlines enough for dozens of malformed lines.

@@ -1,7 +1,7 @@
 // `pageref import TRACE -o FILE`: ftrace text (trace, trace_pipe, trace-cmd
 // report, a mail) into a capture that every command reads.
 
-import { createReadStream, existsSync, open, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, createReadStream, existsSync, open, openSync, statSync, unlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { CaptureWriter } from '../capture/capture-writer';
@@ -63,7 +63,7 @@ export async function importCommand(args: ImportArgs, log: (line: string) => voi
   let result: FtraceImportResult;
   let warnings = 0;
   try {
-    result = await importFtraceStream(input ?? (await openFifo(args.trace)), writer, {
+    result = await importFtraceStream(input ?? (await openFifo(args.trace, stop.signal)), writer, {
       name,
       kernelRelease: args.kernelRelease,
       strict: args.strict,
@@ -106,8 +106,22 @@ export async function importCommand(args: ImportArgs, log: (line: string) => voi
  * signal could not end the import until the writer wrote again. The open
  * itself waits for a writer, on the thread pool too.
  */
-async function openFifo(path: string): Promise<Readable> {
-  const fd = await new Promise<number>((resolve, reject) => open(path, 'r', (error, fd) => (error ? reject(error) : resolve(fd))));
+async function openFifo(path: string, signal: AbortSignal): Promise<Readable> {
+  // A signal before any writer came: a writer of our own, which does not wait, ends the wait.
+  const unblock = () => {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // the open has finished meanwhile
+    }
+  };
+  signal.addEventListener('abort', unblock, { once: true });
+  let fd: number;
+  try {
+    fd = await new Promise<number>((resolve, reject) => open(path, 'r', (error, fd) => (error ? reject(error) : resolve(fd))));
+  } finally {
+    signal.removeEventListener('abort', unblock);
+  }
   const socket = new Socket({ fd, readable: true, writable: false });
   socket.setEncoding('utf8');
   return socket;
