@@ -42,6 +42,7 @@ const usageErrors: [string, string[], RegExp][] = [
   ['--no-stacks with --stacks for serve', ['serve', '--no-stacks', '--stacks', 'armed'], /--no-stacks and --stacks armed: give one stacks mode/],
   ['--stack-sample without --stacks sampled', ['record', '-o', '/nonexistent/x', '--stack-sample', '8'], /--stack-sample is for --stacks sampled \(stacks here: all\)/],
   ['--stack-sample with serve\'s armed stacks', ['serve', '--stack-sample', '8'], /--stack-sample is for --stacks sampled \(stacks here: armed\)/],
+  ['--stack-entries with --no-stacks', ['record', '-o', '/nonexistent/x', '--no-stacks', '--stack-entries', '1024'], /--stack-entries sizes the stack map, which --stacks none does not have/],
   ['--pfn-tracks without --perfetto', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--pfn-tracks', '5'], /--pfn-tracks is for --perfetto/],
   ['an import --kernel that is no release', ['import', '-', '-o', '/nonexistent/x', '--kernel', 'bogus'], /--kernel: "bogus" is not a kernel release/],
   ['export --kernel, an option export does not have', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--kernel', 'bogus'], /unknown option '--kernel'/],

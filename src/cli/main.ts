@@ -282,6 +282,7 @@ function checkStacksOptions(command: Command, stacks: StacksMode): void {
   const modes = [...new Set(given.filter((g) => g.name === 'stacks').map((g) => (g.flag === '--no-stacks' ? '--no-stacks' : `--stacks ${String(g.value)}`)))];
   if (modes.length > 1) throw new UsageError(`${modes.join(' and ')}: give one stacks mode`);
   if (given.some((g) => g.name === 'stackSample') && stacks !== 'sampled') throw new UsageError(`--stack-sample is for --stacks sampled (stacks here: ${stacks})`);
+  if (given.some((g) => g.name === 'stackEntries') && stacks === 'none') throw new UsageError('--stack-entries sizes the stack map, which --stacks none does not have');
 }
 
 /**
