@@ -676,6 +676,13 @@ Napi::Object PfnStatsLayout(Napi::Env env) {
 
 #undef LAYOUT_FIELD
 
+// probeRingBuffer(): libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF): 1 when the
+// kernel creates a ring buffer map (5.8+), 0 when it does not, -errno when the
+// probe itself failed (EPERM without CAP_BPF). Both of pageref's rings are one.
+Napi::Value ProbeRingBuffer(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr));
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -696,6 +703,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stackDepth", PAGEREF_STACK_DEPTH);
   exports.Set("stackNone", PAGEREF_STACK_NONE);
   exports.Set("libbpfVersion", libbpf_version_string());
+  exports.Set("probeRingBuffer", Napi::Function::New(env, ProbeRingBuffer, "probeRingBuffer"));
   return exports;
 }
 

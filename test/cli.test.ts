@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { EventType } from '../src/record/event-types';
 import { EVENT_NAMES } from '../src/record/event-types';
 import { lines, pageref } from './helpers/cli';
@@ -33,6 +33,19 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a --max-pfns that is not a number for blame', ['blame', 'x.pgref', '--max-pfns', 'lots'], /--max-pfns: "lots" is not a non-negative integer/],
   ['a --max-pfns of 0 for export', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--max-pfns', '0'], /--max-pfns: "0" must be from 1 to/],
   ['a --max-pfns beyond 2^32 - 1 for top', ['top', '--replay', 'x.pgref', '--max-pfns', '5000000000'], /--max-pfns: "5000000000" must be from 1 to/],
+  ['a misspelled option, the suggestion on the same line', ['report', 'x.pgref', '--jsn'], /unknown option '--jsn' \(Did you mean --json\?\)$/m],
+  ['a misspelled command, the suggestion on the same line', ['reprot', 'x.pgref'], /unknown command 'reprot' \(Did you mean report\?\)$/m],
+  ['help for a command that does not exist', ['help', 'bogus'], /^pageref: unknown command 'bogus'$/m],
+  ['--stacks sampled with --no-stacks', ['record', '-o', '/nonexistent/x', '--stacks', 'sampled', '--no-stacks'], /--stacks sampled and --no-stacks: give one stacks mode/],
+  ['--no-stacks with --stacks all', ['record', '-o', '/nonexistent/x', '--no-stacks', '--stacks', 'all'], /--no-stacks and --stacks all: give one stacks mode/],
+  ['two different --stacks modes', ['top', '--stacks', 'none', '--stacks', 'armed'], /--stacks none and --stacks armed: give one stacks mode/],
+  ['--no-stacks with --stacks for serve', ['serve', '--no-stacks', '--stacks', 'armed'], /--no-stacks and --stacks armed: give one stacks mode/],
+  ['--stack-sample without --stacks sampled', ['record', '-o', '/nonexistent/x', '--stack-sample', '8'], /--stack-sample is for --stacks sampled \(stacks here: all\)/],
+  ['--stack-sample with serve\'s armed stacks', ['serve', '--stack-sample', '8'], /--stack-sample is for --stacks sampled \(stacks here: armed\)/],
+  ['--stack-entries with --no-stacks', ['record', '-o', '/nonexistent/x', '--no-stacks', '--stack-entries', '1024'], /--stack-entries sizes the stack map, which --stacks none does not have/],
+  ['--pfn-tracks without --perfetto', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--pfn-tracks', '5'], /--pfn-tracks is for --perfetto/],
+  ['an import --kernel that is no release', ['import', '-', '-o', '/nonexistent/x', '--kernel', 'bogus'], /--kernel: "bogus" is not a kernel release/],
+  ['export --kernel, an option export does not have', ['export', 'x.pgref', '--pprof', '/nonexistent/p.pb.gz', '--kernel', 'bogus'], /unknown option '--kernel'/],
   ['aggregated ranges larger than --max-pfns', ['record', '-o', '/nonexistent/x', '--aggregate', '--max-pfns', '100', '--pfn', '0x1000-0x2000'], /the pfn ranges hold 4096 pfns, more than --max-pfns 100/],
 ];
 
@@ -46,6 +59,48 @@ for (const [what, args, message] of usageErrors) {
   });
 }
 
+test('the stacks modes that agree still run: --stacks sampled --stack-sample N, --no-stacks twice', (t) => {
+  // Past the option checks, record stops at the kernel check (this kernel has no page_ref): exit 1, not 2.
+  for (const args of [['--stacks', 'sampled', '--stack-sample', '8'], ['--no-stacks', '--no-stacks'], ['--stacks', 'none', '--stacks', 'none']]) {
+    const run = pageref(['record', '-o', tempPath('agree.pgref'), '--duration', '1', ...args]);
+    t.is(run.status, 1, `${args.join(' ')}: ${run.stderr}`);
+    t.regex(run.stderr, /page_ref events/);
+  }
+});
+
+test('pageref help and help COMMAND print the help on stdout, exit 0', (t) => {
+  const all = pageref(['help']);
+  t.is(all.status, 0);
+  t.regex(all.stdout, /^Usage: pageref /);
+  const report = pageref(['help', 'report']);
+  t.is(report.status, 0);
+  t.regex(report.stdout, /^Usage: pageref report /);
+});
+
+test('export --perfetto and --pprof naming one file, or the capture itself: a usage error before anything is written', (t) => {
+  const capture = tempPath('same-out.pgref');
+  writeCapture(capture, [rawRecord({ type: EventType.PageRefMod, pfn: 0x17ac9n, val: 1, count: 2, stackId: 1 })]);
+  const before = readFileSync(capture);
+  const out = tempPath('same-out.bin');
+  const same = pageref(['export', capture, '--perfetto', out, '--pprof', out]);
+  t.is(same.status, 2, same.stderr);
+  t.deepEqual(lines(same.stderr), [`pageref: --pprof and --perfetto both name ${out}: give each its own file`]);
+  t.false(existsSync(out));
+  const overInput = pageref(['export', capture, '--pprof', capture, '--force']);
+  t.is(overInput.status, 2, overInput.stderr);
+  t.deepEqual(lines(overInput.stderr), [`pageref: ${capture} is the capture being exported: write to another file`]);
+  t.deepEqual(readFileSync(capture), before);
+});
+
+test('import -o naming the text being imported: a usage error, the text untouched', (t) => {
+  const text = tempPath('self.txt');
+  writeFileSync(text, 'precious text\n');
+  const run = pageref(['import', text, '-o', text, '--force']);
+  t.is(run.status, 2, run.stderr);
+  t.is(lines(run.stderr).length, 1, run.stderr);
+  t.is(readFileSync(text, 'utf8'), 'precious text\n');
+});
+
 test('report on a missing file or a file that is not a capture: one line, exit 1', (t) => {
   const missing = pageref(['report', '/nonexistent/capture.pgref']);
   t.is(missing.status, 1);
@@ -55,6 +110,18 @@ test('report on a missing file or a file that is not a capture: one line, exit 1
   const notCapture = pageref(['report', text]);
   t.is(notCapture.status, 1);
   t.deepEqual(lines(notCapture.stderr), [`pageref: ${text} is not a pageref capture`]);
+});
+
+test('a directory given as a capture: one line naming it, exit 1, for report, blame, export and top --replay', (t) => {
+  const dir = tempPath('a-folder.pgref');
+  mkdirSync(dir);
+  const pprof = tempPath('from-folder.pb.gz');
+  for (const args of [['report', dir], ['blame', dir], ['export', dir, '--pprof', pprof], ['top', '--replay', dir]]) {
+    const run = pageref(args);
+    t.is(run.status, 1, `${args[0]}: ${run.stderr}`);
+    t.deepEqual(lines(run.stderr), [`pageref: ${dir} is a directory, not a pageref capture`], args[0]);
+  }
+  t.false(existsSync(pprof));
 });
 
 test('record refuses to overwrite an existing file, and leaves it alone', (t) => {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { replayCapture } from '../src/capture/capture-reader';
 import { FtraceImportOptions, FtraceImportResult, FtraceTextError, frameName, importFtraceStream } from '../src/import/ftrace-text';
@@ -9,7 +9,8 @@ import { EventType } from '../src/record/event-types';
 import { StringTable } from '../src/record/string-table';
 import type { CaptureSink, StreamEnd } from '../src/stream/capture-sink';
 import type { CaptureHeader, StackEntry } from '../src/capture/schema';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import { lines, PAGEREF, pageref } from './helpers/cli';
 import { tempPath } from './helpers/capture';
 
@@ -79,6 +80,29 @@ test('the seed example imports and blame names the exit path as the releaser of 
   t.is(report.events.test_pages_isolated, 1);
   t.is(report.isolation.failures, 1);
   t.is(report.capture.durationSec, 0.496468);
+});
+
+test('the seed mail itself, prose and all, imports and blame names release_pages ... do_exit as the releaser of pfn 0x17ac9', (t) => {
+  // test/fixtures/ftrace-seed-mail.txt is the seed as it came (../shared/seeds/), byte for byte: the mail's
+  // other lines are skipped with warnings, and the trace lines in it tell the seed author's story.
+  const out = tempPath('seed-mail.pgref');
+  const run = pageref(['import', fixture('ftrace-seed-mail.txt'), '-o', out, '--json']);
+  t.is(run.status, 0, run.stderr);
+  const summary = JSON.parse(run.stdout);
+  t.is(summary.imported, 4);
+  t.true(summary.malformed > 0, 'the mail\'s prose is skipped, not fatal');
+  const blame = JSON.parse(pageref(['blame', out, '--json']).stdout);
+  t.is(blame.failures, 1);
+  const busy = blame.busyPfns.find((p: { pfn: string }) => p.pfn === '0x17ac9');
+  t.truthy(busy, 'pfn 0x17ac9 is the busy page of the failed isolation');
+  t.is(busy.failures, 1);
+  t.is(busy.releasers.length, 1);
+  const releaser = busy.releasers[0];
+  t.true(releaser.afterNs > 0, 'released after the isolation failure');
+  t.is(releaser.stack[0], 'release_pages');
+  t.true(releaser.stack.includes('do_exit'), releaser.stack.join(' < '));
+  t.true(releaser.stack.indexOf('release_pages') < releaser.stack.indexOf('do_exit'), 'release_pages ... do_exit, innermost first');
+  t.deepEqual(blame.byStack.filter((g: { role: string }) => g.role === 'releaser').map((g: { frame: string; examplePfn: string }) => [g.frame, g.examplePfn]), [['release_pages', '0x17ac9']]);
 });
 
 test('seed: times are ns from the first event, the mapping pointer is hashed, numeric flags kept', async (t) => {
@@ -225,8 +249,10 @@ test('import --json: the documented summary', (t) => {
   t.is(run.status, 0, run.stderr);
   t.is(run.stderr, '', 'warnings are in the JSON, not on stderr');
   const summary = JSON.parse(run.stdout);
-  t.deepEqual(Object.keys(summary), ['input', 'output', 'imported', 'lines', 'events', 'unknownEvents', 'malformed', 'stacks', 'eventsWithStacks', 'lostEvents', 'spanNs', 'warnings']);
+  t.deepEqual(Object.keys(summary), ['input', 'output', 'imported', 'lines', 'events', 'unknownEvents', 'malformed', 'stacks', 'eventsWithStacks', 'lostEvents', 'spanNs', 'warnings', 'warningCount', 'stopReason']);
   t.is(summary.imported, 9);
+  t.is(summary.warningCount, 0);
+  t.is(summary.stopReason, 'end of ftrace text');
   t.is(summary.lines, 45);
   t.is(summary.events.cma_release, 1);
   t.is(summary.stacks, 3);
@@ -249,9 +275,82 @@ test('import errors: an existing output, a missing input, text without any pager
   t.false(existsSync(missingOut));
   const other = tempPath('other.txt');
   writeFileSync(other, '          <idle>-0       [000] d..2.   310.000201: sched_switch: prev_comm=swapper/0 prev_pid=0\n');
-  const none = pageref(['import', other, '-o', tempPath('none.pgref')]);
+  const noneOut = tempPath('none.pgref');
+  const none = pageref(['import', other, '-o', noneOut]);
   t.is(none.status, 1);
-  t.regex(none.stderr, /holds no page_ref, test_pages_isolated or cma event/);
+  t.deepEqual(lines(none.stderr), [`pageref import: ${other} holds no page_ref, test_pages_isolated or cma event; no capture written`]);
+  t.false(existsSync(noneOut), 'a failed import leaves no file, without --strict too');
+});
+
+test('SIGINT while an import waits for a FIFO\'s writer ends the wait: exit 1, no file', async (t) => {
+  const dir = dirname(tempPath('x'));
+  const fifo = join(dir, 'lonely.fifo');
+  t.is(spawnSync('mkfifo', [fifo]).status, 0);
+  const out = join(dir, 'lonely.pgref');
+  const child = spawn(process.execPath, [PAGEREF, 'import', fifo, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  child.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+  if (code === 'still running') child.kill('SIGKILL');
+  t.is(code, 1, stderr);
+  t.regex(stderr, /holds no page_ref, test_pages_isolated or cma event \(stopped by SIGINT at line 0\); no capture written/);
+  t.false(existsSync(out));
+});
+
+test('import of binary garbage: at most 10 warnings and a count of the rest, exit 1, no file left', (t) => {
+  const garbage = tempPath('garbage.bin');
+  // 4 KiB from a fixed-seed generator: newlines enough for dozens of malformed lines.
+  const bytes = Buffer.alloc(4096);
+  let x = 12345;
+  for (let i = 0; i < bytes.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  writeFileSync(garbage, bytes);
+  const out = tempPath('garbage.pgref');
+  const run = pageref(['import', garbage, '-o', out]);
+  t.is(run.status, 1, run.stderr);
+  t.false(existsSync(out));
+  const stderr = lines(run.stderr);
+  const json = JSON.parse(pageref(['import', garbage, '-o', out, '--json']).stdout);
+  t.true(json.warningCount > 12, `${json.warningCount} warnings`);
+  t.is(json.warnings.length, Math.min(json.warningCount, 20));
+  t.is(json.output, null);
+  t.false(existsSync(out));
+  t.is(stderr.length, 12, run.stderr);
+  t.true(stderr.slice(0, 10).every((l) => l.startsWith(`pageref import: ${garbage}: line `)), run.stderr);
+  t.is(stderr[10], `pageref import: ${garbage}: ${json.warningCount - 10} more warnings not shown (${json.warningCount} in all)`);
+  t.regex(stderr[11], /holds no page_ref, test_pages_isolated or cma event; no capture written$/);
+});
+
+test('SIGINT and SIGTERM stop an import from a FIFO: the capture is finished with what was read', async (t) => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const dir = dirname(tempPath('x'));
+    const fifo = join(dir, 'trace.fifo');
+    t.is(spawnSync('mkfifo', [fifo]).status, 0);
+    const out = join(dir, 'fifo.pgref');
+    const child = spawn(process.execPath, [PAGEREF, 'import', fifo, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // The writer stays open: without the signal, the import would wait for more text.
+    const writer = await open(fifo, 'w');
+    await writer.write(readFileSync(fixture('ftrace-seed.txt')));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    child.kill(signal);
+    const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    await writer.close();
+    if (code === 'still running') child.kill('SIGKILL');
+    t.is(code, 0, signal);
+    t.regex(stdout, new RegExp(`imported 4 events .*\\n.*\\nstopped by ${signal} after line \\d+`));
+    const report = JSON.parse(pageref(['report', out, '--json']).stdout);
+    t.is(report.capture.stopReason, signal);
+    t.is(report.capture.truncated, null);
+    t.is(report.events.test_pages_isolated, 1);
+  }
 });
 
 test('an imported capture replays through report, top --replay and the capture reader like any other', (t) => {

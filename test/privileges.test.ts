@@ -76,13 +76,16 @@ for (const command of [
   ['record', '-o', 'never.pgref', '--duration', '1'],
   ['top', '--batch'],
   ['blame', '--duration', '1'],
+  ['serve', '--listen', '127.0.0.1:0'],
 ]) {
   test(`as an unprivileged user, ${command[0]} says it lacks CAP_BPF and CAP_PERFMON, exits 1 and writes nothing`, (t) => {
     const dir = nobodyDir();
     const run = pagerefAsNobody(command, dir);
     t.is(run.status, 1, run.stderr);
     t.deepEqual(lines(run.stderr).length, 1, run.stderr);
-    t.true(run.stderr.startsWith(`pageref ${command[0]}: missing CAP_BPF and CAP_PERFMON (run as root`), run.stderr);
+    // serve's lines are log lines: an ISO 8601 time comes first.
+    const line = command[0] === 'serve' ? run.stderr.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z /, '') : run.stderr;
+    t.true(line.startsWith(`pageref ${command[0]}: missing CAP_BPF and CAP_PERFMON (run as root`), run.stderr);
     t.regex(run.stderr, REMEDY);
     t.is(run.stdout, '');
     t.false(existsSync(join(dir, 'never.pgref')));

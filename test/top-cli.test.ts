@@ -132,6 +132,9 @@ const usageErrors: [string, string[], RegExp][] = [
   ['--speed without --replay', ['top', '--speed', '2'], /--speed is for --replay/],
   ['a speed that is not one', ['top', '--replay', 'x.pgref', '--speed', 'fast'], /--speed: "fast" is not a number/],
   ['a refresh of 0', ['top', '-d', '0'], /--delay: "0" is not a positive number of seconds/],
+  // Beyond 2^31 ms setInterval would fire every millisecond.
+  ['a refresh above an hour', ['top', '-d', '3000000'], /--delay: "3000000" is more than 3600 seconds/],
+  ['--no-stacks with --replay, named as given', ['top', '--replay', 'x.pgref', '--no-stacks'], /^pageref: --no-stacks: options of live tracing, not of --replay/],
   ['an unknown view', ['top', '--view', 'stacks'], /--view: "stacks" must be one of pages, holders, failures/],
   ['a sort column of another view', ['top', '--view', 'holders', '--sort', 'net'], /--sort: "net" is not a column of the holders view \(kind, pages, refs, procs, age\)/],
   ['a filter that does not parse', ['top', '--filter', '0x200-0x100'], /--filter: the end of "0x200-0x100" must be above its start/],

@@ -167,11 +167,16 @@ class FrameFile {
   private readonly fd: number;
   private offset = 0;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
     try {
       this.fd = openSync(path, 'r');
     } catch (error) {
       throw new CaptureError(`cannot open ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    // open(2) takes a directory for reading; only the first read would fail, with no name in its message.
+    if (fstatSync(this.fd).isDirectory()) {
+      this.close();
+      throw new CaptureError(`${path} is a directory, not a pageref capture`);
     }
     const magic = this.read(MAGIC.length);
     if (magic.length < MAGIC.length || !MAGIC.equals(magic)) {
@@ -209,7 +214,12 @@ class FrameFile {
     const buffer = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const n = readSync(this.fd, buffer, done, length - done, this.offset + done);
+      let n: number;
+      try {
+        n = readSync(this.fd, buffer, done, length - done, this.offset + done);
+      } catch (error) {
+        throw new CaptureError(`cannot read ${this.path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
       if (n === 0) break;
       done += n;
     }

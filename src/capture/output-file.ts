@@ -1,8 +1,8 @@
 // Captures and exports hold what the kernel did: they are created 0600, and
 // an existing file is replaced only when asked (--force).
 
-import { accessSync, constants, fchmodSync, lstatSync, openSync, Stats, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, constants, fchmodSync, lstatSync, openSync, Stats, statSync, unlinkSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 /**
  * Opens `path` for writing as a new file, mode 0600, and returns its
@@ -35,6 +35,21 @@ export function checkOutputFile(path: string, force: boolean): void {
   if (existing && !force) throw Object.assign(new Error(`EEXIST: file already exists, open '${path}'`), { code: 'EEXIST', syscall: 'open', path });
   if (existing && !existing.isFile()) throw notRegularFile(path);
   accessSync(dirname(path), constants.W_OK | constants.X_OK);
+}
+
+/**
+ * Whether two paths name one file: the same path once resolved, or one
+ * existing file reached two ways (a link). An output that is the input, or
+ * another output of the same command, would destroy what it is made from.
+ */
+export function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const [sa, sb] = [statSync(a), statSync(b)];
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
 }
 
 function notRegularFile(path: string): Error {

@@ -32,10 +32,11 @@ export function parseBytes(text: string, what: string): number {
   return Number(match[1]) * scale;
 }
 
-/** Seconds, > 0, fractions allowed. */
-export function parseSeconds(text: string, what: string): number {
+/** Seconds, > 0, fractions allowed, and at most `max` when given. */
+export function parseSeconds(text: string, what: string, max?: number): number {
   const value = Number(text);
   if (!/^\s*\d+(\.\d+)?\s*$/.test(text) || !(value > 0)) throw new UsageError(`${what}: "${text}" is not a positive number of seconds`);
+  if (max !== undefined && value > max) throw new UsageError(`${what}: "${text}" is more than ${max} seconds`);
   return value;
 }
 

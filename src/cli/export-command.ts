@@ -2,7 +2,7 @@
 // formats other tools read, in one read of the capture.
 
 import { closeSync, existsSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { createOutputFile } from '../capture/output-file';
+import { createOutputFile, sameFile } from '../capture/output-file';
 import { replayCapture } from '../capture/capture-reader';
 import { HoldProfile, PprofSummary } from '../export/pprof-profile';
 import { choosePfns, PerfettoSummary, PerfettoTraceWriter } from '../export/perfetto-trace';
@@ -33,6 +33,8 @@ export interface ExportJson {
 export function exportCommand(args: ExportArgs): string {
   const outputs = [args.pprof, args.perfetto].filter((o): o is string => o !== undefined);
   if (outputs.length === 0) throw new UsageError('export: say what to write: --pprof OUT.pb.gz or --perfetto OUT');
+  if (args.pprof !== undefined && args.perfetto !== undefined && sameFile(args.pprof, args.perfetto)) throw new UsageError(`--pprof and --perfetto both name ${args.pprof}: give each its own file`);
+  for (const output of outputs) if (sameFile(output, args.capture)) throw new UsageError(`${output} is the capture being exported: write to another file`);
   for (const output of outputs) if (existsSync(output) && !args.force) throw new UsageError(`${output} exists; pass --force to replace it`);
   const sinks: CaptureSink[] = [];
   const profile = args.pprof ? new HoldProfile(args.maxPfns) : undefined;

@@ -6,7 +6,7 @@ import { CaptureError } from '../capture/capture-reader';
 import { renderDoctor, runDoctor } from '../doctor/doctor';
 import { collect, parseBytes, parseComm, parseCount, parseInteger, parsePfnRange, parsePid, parseSeconds, parseStacksMode, parseAttachMode, UsageError } from './arguments';
 import { DEFAULT_BUFFER_BYTES, DEFAULT_MAX_PFNS, DEFAULT_STACK_ENTRIES, DEFAULT_STACK_SAMPLE, recordCommand, TraceScope } from './record-command';
-import { DEFAULT_TOP_ROWS, parseFilterOption, parseSpeed, parseView, topCommand } from './top-command';
+import { DEFAULT_TOP_ROWS, MAX_TOP_DELAY_SEC, parseFilterOption, parseSpeed, parseView, topCommand } from './top-command';
 import { reportCommand } from './report-command';
 import { demoCommand } from './demo-command';
 import { blameFile, blameLive } from './blame-command';
@@ -27,7 +27,8 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
   const program = new Command('pageref')
     .description('Which code path holds a reference on this page? Traces the kernel page_ref tracepoints with BPF.')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`pageref: ${text.replace(/^error: /, '').trim()}\n`) })
+    // Commander puts its suggestion on a line of its own ("(Did you mean --json?)"): joined, the error stays one line.
+    .configureOutput({ outputError: (text, write) => write(`pageref: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`) })
     .showSuggestionAfterError(true);
 
   program
@@ -50,7 +51,8 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .option('-f, --force', 'replace the output file if it exists')
     .option('--raw-pointers', 'keep the kernel\'s page->mapping pointers (default: a per-capture keyed hash, so the file reveals no kernel address)')
     .option('--max-drops <n>', 'stop (exit status 1, the capture finished) once the kernel has dropped more than N records', (v) => parseInteger(v, '--max-drops'))
-    .action(async (options) => {
+    .action(async (options, command: Command) => {
+      checkStacksOptions(command, traceScope(options).stacks);
       setExit(
         await recordCommand({
           output: options.output,
@@ -81,7 +83,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .argument('<trace>', 'ftrace text file, or - for stdin')
     .requiredOption('-o, --output <file>', 'capture file to write (created 0600)')
     .option('--strict', 'a malformed line is fatal (default: a warning naming its line)')
-    .option('--kernel <release>', 'the kernel the text came from (header; names symbolic page flags)')
+    .option('--kernel <release>', 'the kernel release the text came from, e.g. 6.1.192 (header; names symbolic page flags)', parseKernelRelease)
     .option('--json', 'print what was imported as JSON (the contract is in the README)')
     .option('-f, --force', 'replace the output file if it exists')
     .action(async (trace: string, options: { output: string; strict?: boolean; kernel?: string; json?: boolean; force?: boolean }) => {
@@ -108,7 +110,8 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     .option('--json', 'print what was written as JSON (the contract is in the README)')
     .option('-f, --force', 'replace output files that exist')
     .addOption(maxPfnsOption())
-    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; maxPfns: number; json?: boolean; force?: boolean }) => {
+    .action((file: string, options: { pprof?: string; perfetto?: string; pfnTracks: number; maxPfns: number; json?: boolean; force?: boolean }, command: Command) => {
+      if (command.getOptionValueSource('pfnTracks') === 'cli' && options.perfetto === undefined) throw new UsageError('--pfn-tracks is for --perfetto');
       process.stdout.write(
         exportCommand({ capture: file, pprof: options.pprof, perfetto: options.perfetto, pfnTracks: options.pfnTracks, maxPfns: options.maxPfns, json: Boolean(options.json), force: Boolean(options.force) }),
       );
@@ -139,7 +142,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
       .description('a live, top-style view of who holds page references, which pages are stuck, and whether the tracer keeps up')
       .option('--replay <file>', 'play a capture instead of tracing live')
       .option('--speed <x>', '--replay: times the recorded pace; 0 or max: as fast as possible (default 1)', parseSpeed)
-      .addOption(new Option('-d, --delay <seconds>', 'refresh interval (a replay: seconds of capture time)').default(1).argParser((v) => parseSeconds(v, '--delay')))
+      .addOption(new Option('-d, --delay <seconds>', 'refresh interval (a replay: seconds of capture time)').default(1).argParser((v) => parseSeconds(v, '--delay', MAX_TOP_DELAY_SEC)))
       .option('-b, --batch [n]', 'print N plain-text snapshots, one per interval, then stop (default 1)', (v) => parseCount(v, '--batch'))
       .option('--json', 'print snapshots as JSON lines (the contract is in the README); N from --batch')
       .addOption(new Option('--view <view>', 'view to show: pages, holders or failures').default('pages').argParser(parseView))
@@ -150,7 +153,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     // tracepoint computes: top pays its cost unless told otherwise.
     { userTables: true, attachDefault: 'tracepoint' },
   ).action(async (options, command: Command) => {
-    const live = TRACE_OPTION_NAMES.filter((name) => command.getOptionValueSource(name) === 'cli');
+    if (options.replay === undefined) checkStacksOptions(command, traceScope(options).stacks);
     setExit(
       await topCommand({
         replay: options.replay,
@@ -162,7 +165,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
         sort: options.sort,
         filter: options.filter,
         rows: options.rows,
-        traceOptionsGiven: live.map((name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`),
+        traceOptionsGiven: [...new Set(givenOptions(command).filter((g) => TRACE_OPTION_NAMES.includes(g.name)).map((g) => g.flag))],
         scope: traceScope(options),
         commandLine: ['pageref', ...argv.slice(2)],
       }),
@@ -197,6 +200,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
     // recorder needs stacks from the start (--stacks all), unless asked otherwise.
     if (flight && command.getOptionValueSource('stacks') !== 'cli') options.stacks = 'all';
     const scope = traceScope(options);
+    checkStacksOptions(command, scope.stacks);
     // Production defaults: stacks only once a page is armed by a failure (the
     // default of --stacks here), and per-pfn totals in the kernel instead of
     // records. Another --stacks mode wants records, so totals come with it
@@ -224,7 +228,7 @@ function buildProgram(argv: string[], setExit: (code: number) => void): Command 
  */
 function addTraceOptions(command: Command, settings: { stacksDefault?: StacksMode; userTables?: boolean; attachDefault?: TraceScope['attach'] } = {}): Command {
   const { stacksDefault = 'all', userTables = false, attachDefault = 'auto' } = settings;
-  return command
+  command
     .option('-p, --pid <pid>', 'only page_ref events of this process (repeatable)', collect(parsePid))
     .option('-c, --comm <name>', 'only page_ref events of tasks with this name (repeatable)', collect(parseComm))
     .option('--pfn <start-end>', 'only page_ref events on pfns START <= pfn < END (decimal or 0x hex; repeatable)', collect(parsePfnRange))
@@ -243,6 +247,44 @@ function addTraceOptions(command: Command, settings: { stacksDefault?: StacksMod
     .addOption(new Option('--buffer-size <bytes>', 'ring buffer size, a power of two (K, M, G suffixes)').default(DEFAULT_BUFFER_BYTES, '16M').argParser((v) => parseBytes(v, '--buffer-size')))
     .addOption(new Option('--stack-entries <n>', 'distinct stacks the kernel can keep').default(DEFAULT_STACK_ENTRIES).argParser((v) => parseInteger(v, '--stack-entries')))
     .addOption(new Option('--attach <how>', 'page_ref programs: btf (tp_btf, cheaper), tracepoint (perf tracepoint, with migrate type), or auto (btf where the kernel takes it)').default(attachDefault).argParser(parseAttachMode));
+  return trackGivenOptions(command);
+}
+
+interface GivenOption {
+  /** Commander's attribute name: "stacks" for both --stacks and --no-stacks. */
+  name: string;
+  /** The flag as the command line had it. */
+  flag: string;
+  value: unknown;
+}
+
+const givenByCommand = new WeakMap<Command, GivenOption[]>();
+
+/**
+ * Records each option as given, in order: commander keeps only the last
+ * value of an option, so `--stacks sampled --no-stacks` would otherwise
+ * pass as "none" without a word.
+ */
+function trackGivenOptions(command: Command): Command {
+  const given: GivenOption[] = [];
+  givenByCommand.set(command, given);
+  for (const option of command.options) {
+    command.on(`option:${option.name()}`, (value: unknown) => given.push({ name: option.attributeName(), flag: option.long ?? option.short ?? option.name(), value }));
+  }
+  return command;
+}
+
+function givenOptions(command: Command): GivenOption[] {
+  return givenByCommand.get(command) ?? [];
+}
+
+/** Stack options that contradict each other, or that the stacks mode makes meaningless, are usage errors. */
+function checkStacksOptions(command: Command, stacks: StacksMode): void {
+  const given = givenOptions(command);
+  const modes = [...new Set(given.filter((g) => g.name === 'stacks').map((g) => (g.flag === '--no-stacks' ? '--no-stacks' : `--stacks ${String(g.value)}`)))];
+  if (modes.length > 1) throw new UsageError(`${modes.join(' and ')}: give one stacks mode`);
+  if (given.some((g) => g.name === 'stackSample') && stacks !== 'sampled') throw new UsageError(`--stack-sample is for --stacks sampled (stacks here: ${stacks})`);
+  if (given.some((g) => g.name === 'stackEntries') && stacks === 'none') throw new UsageError('--stack-entries sizes the stack map, which --stacks none does not have');
 }
 
 /**
@@ -287,13 +329,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(program.helpInformation());
     return EXIT_USAGE;
   }
+  // `help NAME` of a command that does not exist: commander would print the
+  // whole help to stderr; parsed as NAME it is the one-line unknown command error.
+  if (argv[2] === 'help' && argv.length === 4 && argv[3] !== 'help' && !program.commands.some((c) => c.name() === argv[3] || c.aliases().includes(argv[3]))) {
+    argv = [argv[0], argv[1], argv[3]];
+  }
   try {
     await program.parseAsync(argv);
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are not errors; commander already printed its one line.
-      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : EXIT_USAGE;
+      // `pageref help` asks for the help (exit code 0); help printed for an error has exit code 1.
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || (error.code === 'commander.help' && error.exitCode === 0) ? 0 : EXIT_USAGE;
     }
     if (error instanceof UsageError) {
       process.stderr.write(`pageref: ${error.message}\n`);
@@ -312,6 +360,12 @@ function parseListenOption(text: string): { host: string; port: number } {
   const listen = parseListen(text);
   if (!listen) throw new UsageError(`--listen: "${text}" is not HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464)`);
   return listen;
+}
+
+/** import --kernel: a release as `uname -r` prints it; it picks the page flag table, so a word that is none is a mistake. */
+function parseKernelRelease(text: string): string {
+  if (!/^\d+\.\d+(\.\d+)?([-+.~_][\w.+~-]*)?$/.test(text)) throw new UsageError(`--kernel: "${text}" is not a kernel release (as uname -r prints it, e.g. 6.1.192)`);
+  return text;
 }
 
 function isFileError(error: unknown): boolean {

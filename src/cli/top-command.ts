@@ -12,6 +12,11 @@ import { UsageError } from './arguments';
 import { checkScope, resolveScope, ResolvedScope, TraceScope } from './record-command';
 
 export const DEFAULT_TOP_ROWS = 20;
+/**
+ * -d at most: an hour between snapshots is already no live view, and beyond
+ * 2^31 ms Node's timers fire after 1 ms instead (a refresh every millisecond).
+ */
+export const MAX_TOP_DELAY_SEC = 3600;
 
 export interface TopArgs {
   replay?: string;

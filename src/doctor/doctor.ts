@@ -5,9 +5,10 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { release } from 'node:os';
+import { constants as osConstants, release } from 'node:os';
 import { EVENT_NAMES, EventName } from '../record/event-types';
 import { availableEvents, findTracefs, kernelConfigValue, tracefsMounts } from '../kernel/tracefs';
+import { loadAddon } from '../native/load-addon';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -33,7 +34,14 @@ const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
 const CAP_BPF = 39;
 
-export function runDoctor(options: { mountTracefs?: boolean } = {}): DoctorReport {
+export interface DoctorOptions {
+  /** Mount tracefs when it is missing and this process may. */
+  mountTracefs?: boolean;
+  /** The ring buffer probe (the addon's probeRingBuffer: 1 yes, 0 no, -errno unknown); tests pass their own. */
+  probeRingBuffer?: () => number;
+}
+
+export function runDoctor(options: DoctorOptions = {}): DoctorReport {
   const kernel = release();
   const checks: Check[] = [];
 
@@ -56,6 +64,8 @@ export function runDoctor(options: { mountTracefs?: boolean } = {}): DoctorRepor
       ? { name: 'btf', status: 'ok', detail: '/sys/kernel/btf/vmlinux is present' }
       : { name: 'btf', status: 'fail', detail: 'the kernel exposes no BTF (/sys/kernel/btf/vmlinux)', remedy: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y' },
   );
+
+  checks.push(ringBufferCheck(options.probeRingBuffer ?? (() => loadAddon().probeRingBuffer())));
 
   let tracefs = findTracefs();
   // Mounted but unreadable: tracefs is root's alone (mode 0700) unless mounted otherwise.
@@ -110,6 +120,33 @@ export function runDoctor(options: { mountTracefs?: boolean } = {}): DoctorRepor
     events,
     debugPageRef,
   };
+}
+
+/**
+ * Every record reaches user space through a BPF ring buffer
+ * (BPF_MAP_TYPE_RINGBUF, Linux 5.8): without it nothing can be traced.
+ * The probe creates one, which needs the privileges checked before.
+ */
+export function ringBufferCheck(probe: () => number): Check {
+  const name = 'ring buffer';
+  let result: number;
+  try {
+    result = probe();
+  } catch (error) {
+    return { name, status: 'warn', detail: `unknown: ${(error as Error).message.split('\n')[0]}`, remedy: 'npm run build, then run pageref doctor again' };
+  }
+  if (result === 1) return { name, status: 'ok', detail: 'BPF_MAP_TYPE_RINGBUF is supported' };
+  if (result === 0) {
+    return {
+      name,
+      status: 'fail',
+      detail: `kernel ${release()} has no BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8 and later), through which pageref receives every record`,
+      remedy: 'boot a kernel 5.8 or newer with CONFIG_BPF_SYSCALL=y, or run `pageref demo` to see pageref in a bundled test kernel',
+    };
+  }
+  const errno = -result;
+  const code = Object.entries(osConstants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
+  return { name, status: 'warn', detail: `unknown: the probe failed (${code})`, remedy: code === 'EPERM' ? 'run pageref doctor with CAP_BPF, or as root' : 'run pageref doctor again' };
 }
 
 export function renderDoctor(report: DoctorReport): string {

@@ -26,7 +26,7 @@ import { PointerHasher } from '../record/pointer-hash';
 import { StringTable } from '../record/string-table';
 import type { CaptureSink } from '../stream/capture-sink';
 import { CaptureHeader, FORMAT_VERSION, KernelCounters } from '../capture/schema';
-import { pageFlagTable } from '../top/page-flags';
+import { FLAG_TABLE_RELEASES, pageFlagTable } from '../top/page-flags';
 
 /** A line --strict refuses, or a file that is not ftrace text at all. */
 export class FtraceTextError extends Error {
@@ -47,6 +47,8 @@ export interface FtraceImportOptions {
   pointerKey?: Uint8Array;
   /** Called for each warning (malformed lines and the like), with the line number in the text. */
   onWarning?: (message: string) => void;
+  /** Aborted (SIGINT, SIGTERM): stop reading and finish the capture with what was read; the reason is the stop reason. */
+  signal?: AbortSignal;
 }
 
 export interface FtraceImportResult {
@@ -67,9 +69,14 @@ export interface FtraceImportResult {
   spanNs: number;
   /** The first 20 warnings. */
   warnings: string[];
+  /** All the warnings, those past the first 20 too. */
+  warningCount: number;
+  /** Why reading stopped: "end of ftrace text", or the signal that stopped it ("SIGINT", "SIGTERM"). */
+  stopReason: string;
 }
 
 const DEFAULT_BATCH = 4096;
+const END_OF_TEXT = 'end of ftrace text';
 const MAX_WARNINGS_KEPT = 20;
 
 // comm-pid, an optional (tgid) column, [cpu], optional irq-info columns, seconds.micros, then the event.
@@ -138,7 +145,7 @@ export class FtraceTextParser {
     this.batchSize = options.batchSize ?? DEFAULT_BATCH;
     this.current = allocateBatch(this.batchSize);
     this.flagTable = pageFlagTable(options.kernelRelease ?? '');
-    this.result = { lines: 0, events: {}, unknownEvents: {}, malformed: 0, stacks: 0, eventsWithStacks: 0, lostEvents: 0, spanNs: 0, warnings: [] };
+    this.result = { lines: 0, events: {}, unknownEvents: {}, malformed: 0, stacks: 0, eventsWithStacks: 0, lostEvents: 0, spanNs: 0, warnings: [], warningCount: 0, stopReason: END_OF_TEXT };
   }
 
   line(text: string): void {
@@ -236,8 +243,8 @@ export class FtraceTextParser {
     if (this.filled === this.batchSize) this.rotate();
   }
 
-  /** Flushes everything, writes the trailer, and returns what was imported. */
-  end(): FtraceImportResult {
+  /** Flushes everything, writes the trailer, and returns what was imported; `stopReason` when reading stopped before the end. */
+  end(stopReason = END_OF_TEXT): FtraceImportResult {
     if (!this.headerWritten) this.writeHeader();
     this.finishStack();
     if (this.previous) this.flush(this.previous.batch, this.previous.length);
@@ -251,11 +258,12 @@ export class FtraceTextParser {
     this.sink.end({
       trailer: {
         endTimeUnixUs: this.startUs() + Math.round(spanNs / 1000),
-        stopReason: `end of ftrace text${lost}`,
+        stopReason: `${stopReason}${lost}`,
         counters,
       },
     });
     this.result.lines = this.lineNo;
+    this.result.stopReason = stopReason;
     this.result.events = Object.fromEntries(EVENT_NAMES.map((name, type) => [name, this.counts[type]]));
     this.result.unknownEvents = Object.fromEntries([...this.unknown].sort((a, b) => b[1] - a[1]));
     this.result.stacks = this.stackIds.size;
@@ -401,7 +409,11 @@ export class FtraceTextParser {
     const table = this.flagTable ?? NEWEST_FLAGS;
     if (!this.flagTable && !this.warnedFlags.has('*')) {
       this.warnedFlags.add('*');
-      this.warn(`symbolic page flags read with the ${NEWEST_RELEASE} flag table; pass --kernel RELEASE for another kernel's`);
+      this.warn(
+        this.options.kernelRelease
+          ? `symbolic page flags read with the ${NEWEST_RELEASE} flag table: there is none for kernel ${this.options.kernelRelease} (tables: ${FLAG_TABLE_RELEASES.join(', ')})`
+          : `symbolic page flags read with the ${NEWEST_RELEASE} flag table; pass --kernel RELEASE for another kernel's`,
+      );
     }
     let flags = 0;
     for (const name of text.split('|')) {
@@ -504,6 +516,7 @@ export class FtraceTextParser {
 
   private warn(why: string): void {
     const message = `line ${this.lineNo}: ${why}`;
+    this.result.warningCount++;
     if (this.result.warnings.length < MAX_WARNINGS_KEPT) this.result.warnings.push(message);
     this.options.onWarning?.(message);
   }
@@ -513,8 +526,25 @@ export class FtraceTextParser {
 export async function importFtraceStream(input: Readable, sink: CaptureSink, options: FtraceImportOptions): Promise<FtraceImportResult> {
   const parser = new FtraceTextParser(sink, options);
   const lines = createInterface({ input, crlfDelay: Infinity });
-  for await (const line of lines) parser.line(line);
-  return parser.end();
+  const { signal } = options;
+  // Closing the interface ends the loop below; the input is let go so a FIFO or a terminal waits no more.
+  const stop = () => {
+    lines.close();
+    input.destroy();
+  };
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    if (signal?.aborted) stop();
+    else {
+      for await (const line of lines) {
+        parser.line(line);
+        if (signal?.aborted) break;
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+  return parser.end(signal?.aborted ? String(signal.reason) : END_OF_TEXT);
 }
 
 export async function importFtraceFile(path: string, sink: CaptureSink, options: FtraceImportOptions): Promise<FtraceImportResult> {

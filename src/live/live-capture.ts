@@ -14,6 +14,7 @@ import type { CaptureSink } from '../stream/capture-sink';
 import { PfnCountsReader } from './pfn-counts-reader';
 import type { RingFillPeak } from './ring-fill-peak';
 import { KernelSymbols } from '../symbols/kallsyms';
+import { setLongTimeout } from './long-timeout';
 
 /** How often the ring buffer is drained. The BPF side never wakes us (BPF_RB_NO_WAKEUP). */
 const DRAIN_INTERVAL_MS = 20;
@@ -132,7 +133,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       const finish = (reason: string) => {
         clearInterval(drainTimer);
         clearInterval(countersTimer);
-        clearTimeout(durationTimer);
+        durationTimer?.clear();
         options.signal?.removeEventListener('abort', onAbort);
         resolve(reason);
       };
@@ -156,7 +157,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
         }),
         COUNTERS_INTERVAL_MS,
       );
-      const durationTimer = options.durationSec === undefined ? undefined : setTimeout(() => finish('duration'), options.durationSec * 1000);
+      const durationTimer = options.durationSec === undefined ? undefined : setLongTimeout(() => finish('duration'), options.durationSec * 1000);
       const onAbort = () => finish(String(options.signal?.reason ?? 'aborted'));
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort);

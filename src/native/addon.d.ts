@@ -134,3 +134,9 @@ export const events: Array<[string, string]>;
 export const stackDepth: number;
 export const stackNone: number;
 export const libbpfVersion: string;
+/**
+ * Whether the kernel has BPF ring buffer maps (BPF_MAP_TYPE_RINGBUF, 5.8+),
+ * by libbpf_probe_bpf_map_type(), which creates one: 1 yes, 0 no, a negative
+ * errno when the probe could not tell (-EPERM without CAP_BPF).
+ */
+export function probeRingBuffer(): number;

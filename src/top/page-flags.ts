@@ -27,6 +27,9 @@ const PAGE_FLAGS: Record<string, readonly string[]> = {
   ],
 };
 
+/** The releases (major.minor) with a flag table. */
+export const FLAG_TABLE_RELEASES = Object.keys(PAGE_FLAGS);
+
 /** The flag table for a kernel release such as "6.1.192" or "6.12.117-amd64", or undefined. */
 export function pageFlagTable(kernelRelease: string): readonly string[] | undefined {
   const match = /^(\d+)\.(\d+)/.exec(kernelRelease);
