@@ -166,7 +166,9 @@ class TopSession {
   }
 
   private print(nowNs: number): void {
-    if (!this.source) return;
+    // --batch N is N snapshots: a replay may tick or end once more before
+    // the session's finish has taken effect.
+    if (!this.source || (this.options.batch !== null && this.printed >= this.options.batch)) return;
     const info = { ...this.source.info(), nowNs };
     const limit = this.options.rows;
     const query = (view: TopView): SnapshotQuery => ({
