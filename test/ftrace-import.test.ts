@@ -282,21 +282,33 @@ test('import errors: an existing output, a missing input, text without any pager
   t.false(existsSync(noneOut), 'a failed import leaves no file, without --strict too');
 });
 
+/** `pageref import FIFO -o OUT` in the background: its exit status (or "still running" after 20 s, then killed) and what it printed. */
+function importFromFifo(fifo: string, out: string) {
+  const child = spawn(process.execPath, [PAGEREF, 'import', fifo, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => (output.stdout += d));
+  child.stderr.on('data', (d) => (output.stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  /** Sends `signal`, then waits for the exit. */
+  const stop = async (signal: NodeJS.Signals): Promise<number | null | 'still running'> => {
+    child.kill(signal);
+    const code = await Promise.race([exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    if (code === 'still running') child.kill('SIGKILL');
+    return code;
+  };
+  return { output, stop };
+}
+
 test('SIGINT while an import waits for a FIFO\'s writer ends the wait: exit 1, no file', async (t) => {
   const dir = dirname(tempPath('x'));
   const fifo = join(dir, 'lonely.fifo');
   t.is(spawnSync('mkfifo', [fifo]).status, 0);
   const out = join(dir, 'lonely.pgref');
-  const child = spawn(process.execPath, [PAGEREF, 'import', fifo, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const run = importFromFifo(fifo, out);
   await new Promise((resolve) => setTimeout(resolve, 1500));
-  child.kill('SIGINT');
-  const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
-  if (code === 'still running') child.kill('SIGKILL');
-  t.is(code, 1, stderr);
-  t.regex(stderr, /holds no page_ref, test_pages_isolated or cma event \(stopped by SIGINT at line 0\); no capture written/);
+  const code = await run.stop('SIGINT');
+  t.is(code, 1, run.output.stderr);
+  t.regex(run.output.stderr, /holds no page_ref, test_pages_isolated or cma event \(stopped by SIGINT at line 0\); no capture written/);
   t.false(existsSync(out));
 });
 
@@ -332,20 +344,15 @@ test('SIGINT and SIGTERM stop an import from a FIFO: the capture is finished wit
     const fifo = join(dir, 'trace.fifo');
     t.is(spawnSync('mkfifo', [fifo]).status, 0);
     const out = join(dir, 'fifo.pgref');
-    const child = spawn(process.execPath, [PAGEREF, 'import', fifo, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const run = importFromFifo(fifo, out);
     // The writer stays open: without the signal, the import would wait for more text.
     const writer = await open(fifo, 'w');
     await writer.write(readFileSync(fixture('ftrace-seed.txt')));
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    child.kill(signal);
-    const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    const code = await run.stop(signal);
     await writer.close();
-    if (code === 'still running') child.kill('SIGKILL');
     t.is(code, 0, signal);
-    t.regex(stdout, new RegExp(`imported 4 events .*\\n.*\\nstopped by ${signal} after line \\d+`));
+    t.regex(run.output.stdout, new RegExp(`imported 4 events .*\\n.*\\nstopped by ${signal} after line \\d+`));
     const report = JSON.parse(pageref(['report', out, '--json']).stdout);
     t.is(report.capture.stopReason, signal);
     t.is(report.capture.truncated, null);
