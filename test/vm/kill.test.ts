@@ -18,8 +18,8 @@ import { PAGEREF } from '../helpers/cli';
 import { readBack, walkFrames } from '../helpers/cut-capture';
 import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
-// Four records, each a Node start-up and an attach under TCG (~6 s), and the bpftool listings: under a minute on a quiet host, three on a busy one.
-const TIMEOUT_SEC = 300;
+// 51 records, each a Node start-up and an attach under TCG (~6 s), and the bpftool listings: five minutes on a quiet host.
+const TIMEOUT_SEC = 900;
 const SEED = 0x51c4;
 /** Program names of bpf/pageref.bpf.c as the kernel keeps them (15 characters at most). */
 const PAGEREF_PROGRAM = /^(btf_page_ref_|page_ref_|test_pages_iso|cma_)/;
@@ -41,7 +41,9 @@ interface Trial {
 // all takes ~3 s under TCG); "run": up to 2 s after the capture reached 64 KiB.
 const random = lcg(SEED);
 const tenths = (seconds: number) => Math.round(seconds * 10) / 10;
-const trials: Trial[] = (['load', 'run', 'run'] as const).map((kind) => ({ kind, seconds: tenths(2 * random()) }));
+/** 50 trials: one in three while record loads, the others while it records. */
+const TRIALS = 50;
+const trials: Trial[] = Array.from({ length: TRIALS }, (_, i) => ({ kind: i % 3 === 0 ? 'load' : 'run', seconds: tenths(2 * random()) }));
 const KILL_PLAN = trials.map((trial) => `${trial.kind}:${trial.seconds}`).join(' ');
 
 const guestRun = oneBootPerKernel(`KILL_PLAN='${KILL_PLAN}' sh test/vm/kill-guest.sh`, TIMEOUT_SEC);
@@ -79,7 +81,7 @@ forEachKernel('kill', registerKillTests);
 function registerKillTests(kernel: KernelImage): void {
   const name = kernel.name;
 
-  test(`${name}: record SIGKILLed at random moments: every whole frame reads back and report says where it was cut`, async (t) => {
+  test(`${name}: record SIGKILLed at ${TRIALS} random moments: every whole frame reads back and report says where it was cut`, async (t) => {
     const run = await guestRun(kernel);
     t.log(`${name}: guest ran ${run.seconds.toFixed(0)} s; kill plan (seed 0x${SEED.toString(16)}): ${KILL_PLAN}`);
     t.is(run.exitCode, 0, run.log);
