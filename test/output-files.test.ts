@@ -4,8 +4,8 @@
 
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { CaptureWriter } from '../src/capture/capture-writer';
 import { EventType } from '../src/record/event-types';
 import { lines, PAGEREF } from './helpers/cli';
@@ -111,4 +111,26 @@ test('record\'s writer: 0600 under a umask that would take more, an old 0644 fil
   symlinkSync(target, link);
   t.throws(() => new CaptureWriter(link, { force: true }), { message: `${link} is not a regular file; pageref replaces only regular files` });
   t.is(readFileSync(target, 'utf8'), 'precious');
+});
+
+test('a capture appears with its header in it, and nothing else is left in its folder; a file that appeared meanwhile is kept', (t) => {
+  const path = tempPath('appears.pgref');
+  const folder = dirname(path);
+  const before = new Set(readdirSync(folder));
+  const writer = new CaptureWriter(path);
+  t.false(existsSync(path), 'the constructor creates nothing');
+  writer.header(testHeader());
+  // Before any further write the file is already a capture that reads back.
+  t.is(readFileSync(path).subarray(0, 8).toString('latin1'), 'PAGEREF\n');
+  t.true(writer.bytesWritten > 8 && statSync(path).size === writer.bytesWritten);
+  writer.end({});
+  t.deepEqual(readdirSync(folder).filter((name) => !before.has(name)), ['appears.pgref']);
+
+  // Another file took the name between the check and the header: it stays, and no hidden file is left.
+  const raced = tempPath('raced.pgref');
+  const late = new CaptureWriter(raced);
+  writeFileSync(raced, 'precious');
+  t.is((t.throws(() => late.header(testHeader())) as NodeJS.ErrnoException).code, 'EEXIST');
+  t.is(readFileSync(raced, 'utf8'), 'precious');
+  t.deepEqual(readdirSync(dirname(raced)).filter((name) => name.includes('.partial')), []);
 });

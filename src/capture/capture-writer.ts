@@ -8,7 +8,7 @@ import type { EventBatch } from '../record/event-batch';
 import type { StringTable } from '../record/string-table';
 import type { CaptureSink, StreamEnd } from '../stream/capture-sink';
 import { frameBytes, MAGIC } from './framing';
-import { checkOutputFile, createOutputFile } from './output-file';
+import { checkOutputFile, createOutputFileWith } from './output-file';
 import { RECORD_SIZE } from '../record/layout';
 import { CaptureHeader, captureSchema, KernelCounters, PfnCounts, StackEntry } from './schema';
 
@@ -38,18 +38,20 @@ export class CaptureWriter implements CaptureSink {
 
   /**
    * Creates the file (mode 0600) with the magic bytes and the header frame
-   * in one write. A recorder killed before its header (record loads and
-   * attaches its programs first: seconds under emulation) leaves no file
-   * rather than one that no command can read (only a kill between the open
-   * and this write, microseconds, can leave it empty); killed later, a file
-   * that `report` reads up to its last whole frame.
+   * already in it (createOutputFileWith). A recorder killed before its header
+   * (record loads and attaches its programs first: seconds under emulation)
+   * leaves no file rather than one that no command can read, even when the
+   * kill falls while the file is made (SIGKILL trials in the VM found an
+   * empty one when the file was created first and written after);
+   * killed later, a file that `report` reads up to its last whole frame.
    */
   header(header: CaptureHeader): void {
     if (this.state !== 'unopened') throw new Error(`capture ${this.path} has a header already`);
-    this.fd = createOutputFile(this.path, this.force);
+    const first = Buffer.concat([MAGIC, this.frame({ header })]);
+    this.fd = createOutputFileWith(this.path, this.force, first);
     this.state = 'open';
     this.created = true;
-    this.write(Buffer.concat([MAGIC, this.frame({ header })]));
+    this.bytesWritten += first.length;
   }
 
   stacks(stacks: StackEntry[]): void {

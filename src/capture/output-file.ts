@@ -1,8 +1,8 @@
 // Captures and exports hold what the kernel did: they are created 0600, and
 // an existing file is replaced only when asked (--force).
 
-import { accessSync, constants, fchmodSync, lstatSync, openSync, Stats, statSync, unlinkSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, closeSync, constants, existsSync, fchmodSync, linkSync, lstatSync, openSync, renameSync, Stats, statSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * Opens `path` for writing as a new file, mode 0600, and returns its
@@ -22,6 +22,46 @@ export function createOutputFile(path: string, force: boolean): number {
   // A umask such as 0277 would leave 0400: the promise is 0600 exactly.
   fchmodSync(fd, 0o600);
   return fd;
+}
+
+/**
+ * createOutputFile, but the file appears at `path` with `contents` already
+ * in it: they are written under a hidden name in the same folder, which is
+ * then linked to `path` (failing, as O_EXCL does, if `path` exists) or, with
+ * `force`, renamed over it. A process killed meanwhile leaves no file at
+ * `path`, never an empty one; at most the hidden one, if killed between its
+ * creation and its link. Returns the descriptor, open for appending.
+ */
+export function createOutputFileWith(path: string, force: boolean, contents: Uint8Array): number {
+  const existing = force ? lstatOrUndefined(path) : undefined;
+  if (existing && !existing.isFile()) throw notRegularFile(path);
+  const hidden = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+  const fd = openSync(hidden, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    for (let done = 0; done < contents.length; ) done += writeSync(fd, contents, done);
+    if (force) renameSync(hidden, path);
+    else publishWithoutReplacing(hidden, path);
+  } catch (error) {
+    closeSync(fd);
+    if (existsSync(hidden)) unlinkSync(hidden);
+    throw error;
+  }
+  return fd;
+}
+
+/** Gives `hidden` the name `path` unless a file has it: a hard link where the file system has them. */
+function publishWithoutReplacing(hidden: string, path: string): void {
+  try {
+    linkSync(hidden, path);
+    unlinkSync(hidden);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+    // No hard links here: a rename, after a check that only a race can beat.
+    if (lstatOrUndefined(path)) throw Object.assign(new Error(`EEXIST: file already exists, open '${path}'`), { code: 'EEXIST', syscall: 'open', path });
+    renameSync(hidden, path);
+  }
 }
 
 /**

@@ -11,13 +11,14 @@ import { findKernels, KernelImage } from '../../src/vm/kernels';
 import { runInVm, VmResult } from '../../src/vm/qemu';
 
 /** A function giving each kernel's one run of `script`; every test of that kernel awaits the same run. */
-export function oneBootPerKernel(script: string, timeoutSec: number): (kernel: KernelImage) => Promise<VmResult> {
+export function oneBootPerKernel(script: string | ((kernel: KernelImage) => string), timeoutSec: number): (kernel: KernelImage) => Promise<VmResult> {
   let previous: Promise<unknown> = Promise.resolve();
   const runs = new Map<string, Promise<VmResult>>();
   return (kernel) => {
     let run = runs.get(kernel.name);
     if (!run) {
-      run = previous.catch(() => undefined).then(() => runInVm({ kernel, script, timeoutSec }));
+      const body = typeof script === 'string' ? script : script(kernel);
+      run = previous.catch(() => undefined).then(() => runInVm({ kernel, script: body, timeoutSec }));
       previous = run;
       runs.set(kernel.name, run);
     }

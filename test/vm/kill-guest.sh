@@ -3,6 +3,8 @@
 # SIGKILLed at the moments the host chose, and the BPF programs, links and
 # maps that bpftool lists before it starts, while it records, and after it
 # was killed; then one record stopped by SIGTERM.
+# bpftool lists them during and after each of the first LISTED_TRIALS
+# trials (a listing takes seconds under TCG), and after the last trial.
 # KILL_PLAN is a list of TRIAL:SECONDS, TRIAL "load" (killed SECONDS after
 # bpftool first lists one of its programs: while it loads and attaches them,
 # ~3 s under TCG, or just after) or "run"
@@ -65,7 +67,7 @@ for trial in $KILL_PLAN; do
 	if [ "$kind" = load ]; then
 		wait_alive $recorder 60 pageref_listed && cp "$TMPDIR/progs.json" "$out/loading-$n-progs.json" && sleep "$seconds"
 	elif wait_attached "$out/kill-$n.log" $recorder; then
-		bpf_lists "during-$n"
+		[ $n -le "$LISTED_TRIALS" ] && bpf_lists "during-$n"
 		build/Release/page-churn 4 100000 < /dev/null > /dev/null 2>&1 &
 		churn=$!
 		wait_alive $recorder 60 grown "$out/kill-$n.pgref" 65536 && sleep "$seconds"
@@ -74,8 +76,19 @@ for trial in $KILL_PLAN; do
 	wait $recorder
 	echo $? > "$out/kill-$n.rc"
 	[ -n "$churn" ] && kill $churn && wait $churn
-	released "after-$n"
+	if [ $n -le "$LISTED_TRIALS" ]; then
+		released "after-$n"
+	else
+		# The next "load" trial waits for pageref's programs to be listed:
+		# this one's must be gone first (at most 10 s).
+		i=0
+		while pageref_listed && [ $i -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
 done
+released after-all
 
 # --- SIGTERM finishes the capture -----------------------------------------
 node bin/pageref.js record -o "$out/term.pgref" --comm page-churn > "$out/term.log" 2>&1 &
