@@ -55,6 +55,9 @@ pageref_listed() {
 	grep -Eq '"name":"(btf_page_ref_|page_ref_|test_pages_iso|cma_)' "$TMPDIR/progs.json"
 }
 
+# pageref_unlisted: whether the programs of the last record are gone (wait_until's condition).
+pageref_unlisted() { ! pageref_listed; }
+
 bpf_lists before
 n=0
 for trial in $KILL_PLAN; do
@@ -80,12 +83,8 @@ for trial in $KILL_PLAN; do
 		released "after-$n"
 	else
 		# The next "load" trial waits for pageref's programs to be listed:
-		# this one's must be gone first (at most 10 s).
-		i=0
-		while pageref_listed && [ $i -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
+		# this one's must be gone first.
+		wait_until 10 pageref_unlisted
 	fi
 done
 released after-all
