@@ -8,8 +8,8 @@
 
 import test from 'ava';
 import type { KernelImage } from '../../src/vm/kernels';
-import type { VmResult } from '../../src/vm/qemu';
 import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
+import { parsePinned, unexplainedFailures } from './pinned-failures';
 
 // Two 300 MiB workloads under tracing and the screen: 5 to 7 minutes under TCG on a quiet host, past 10 when it is shared.
 const TIMEOUT_SEC = 900;
@@ -22,14 +22,6 @@ const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov
  */
 const PIN_TELLING_FRAME = /^(try_grab|try_get_folio|gup_|__gup|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|vmsplice)/;
 const guestRun = oneBootPerKernel('sh test/vm/top-guest.sh', TIMEOUT_SEC);
-
-function pinnedPfns(run: VmResult, name: string): string[] {
-  return guestFile(run, `${name}-pinned.txt`)
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => /^(0x[0-9a-f]+|\d+)$/i.test(l))
-    .map((l) => `0x${Number(l).toString(16)}`);
-}
 
 /** The batch text split into snapshots, each from its header line on. */
 function snapshots(text: string): string[] {
@@ -88,7 +80,7 @@ function registerTopTests(kernel: KernelImage): void {
     t.true(lines.every((l) => l.source === 'live'));
     // The holder's pins and releases: it faulted its memory in before top started.
     t.true(lines.some((l) => Object.entries(l.eventsPerSec).some(([event, rate]) => event.startsWith('page_ref_') && rate > 0)), 'no page_ref event rate');
-    const pinned = new Set(pinnedPfns(run, 'json'));
+    const pinned = parsePinned(guestFile(run, 'json-pinned.txt'));
     t.is(pinned.size, 16, guestFile(run, 'json-workload.log'));
     const during = lines.filter((l) => l.holders.some((h) => h.kind === 'pin' && h.comms.includes('vmsplice-hold') && h.stack.some((f) => PIN_FRAME.test(f))));
     t.true(during.length >= 2, `holders of the last snapshot: ${JSON.stringify(lines[lines.length - 1].holders.slice(0, 3))}`);
@@ -96,7 +88,7 @@ function registerTopTests(kernel: KernelImage): void {
     t.log(`${name}: pin ${pin.frame}, ${pin.pages} pages, e.g. ${pin.examplePfn}: ${pin.stack.slice(0, 8).join(' < ')}`);
     const last = lines[lines.length - 1];
     t.true(last.isolationFailures >= 1);
-    t.true(last.failures.length > 0 && last.failures.every((f) => pinned.has(f.pfn)), `busy pfns ${last.failures.map((f) => f.pfn).join(' ')} are the pinned ones`);
+    t.is(unexplainedFailures(last.failures.map((f) => [Number(f.pfn), f.failures] as const), pinned), null, 'the pinned pages are the busy ones');
     t.is(last.failures[0].culprit?.kind, 'pin');
     t.is(last.failures[0].culprit?.comm, 'vmsplice-hold');
     t.is(last.culprits[0].kind, 'pin');
