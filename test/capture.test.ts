@@ -2,7 +2,9 @@ import test from 'ava';
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync, truncateSync } from 'node:fs';
 import { CaptureError, replayCapture } from '../src/capture/capture-reader';
 import { CaptureWriter } from '../src/capture/capture-writer';
-import { MAX_FRAME_SIZE } from '../src/capture/framing';
+import { frameBytes, MAX_FRAME_SIZE, recordBlockFrameHead } from '../src/capture/framing';
+import { captureSchema } from '../src/capture/schema';
+import { RECORD_SIZE } from '../src/record/layout';
 import { CaptureSummary, reportJson } from '../src/report/capture-summary';
 import { EventType } from '../src/record/event-types';
 import { rawRecord } from './helpers/records';
@@ -304,4 +306,14 @@ test('a page_ref event whose pfn is outside [0, 2^52) is refused, in column batc
   cmaWriter.records(rawRecord({ type: EventType.CmaRelease, pfn: 0xffffffffffffffffn, name: 'reserved' }));
   cmaWriter.end({});
   t.notThrows(() => replayCapture(cma, new CaptureSummary()));
+});
+
+test('a record block frame written without copying its records is byte for byte the frame protobufjs encodes', (t) => {
+  const Frame = captureSchema().Frame;
+  // One record, and a drain's full batch, whose lengths take 1 and 3 varint bytes.
+  for (const count of [1, 8192]) {
+    const records = new Uint8Array(count * RECORD_SIZE).map((_, i) => (i * 7) & 0xff);
+    const expected = frameBytes(Frame.encode({ records: { recordSize: RECORD_SIZE, records } }).finish());
+    t.deepEqual(Buffer.concat([recordBlockFrameHead(RECORD_SIZE, records), records]), expected, `${count} records`);
+  }
 });
