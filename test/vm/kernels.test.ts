@@ -203,8 +203,12 @@ function registerKernelTests(kernel: KernelImage): void {
       releasers.find((g) => g.stack.some((frame) => /pipe_buf_release|free_pipe_info|pipe_release/.test(frame))),
       'no releaser stack comes from releasing the pipe when the holder exited',
     );
-    // Every busy pfn's holders were all seen being taken: the pin and nothing unexplained.
-    t.true(blame.busyPfns.every((b) => b.holders.length > 0));
+    // Every pinned busy pfn's holders were all seen being taken: the pin and
+    // nothing unexplained. (A page busy only for a moment, pinned-failures.ts,
+    // may have been held since before the recording.)
+    const pinned = parsePinned(file(run, 'pinned.txt'));
+    const pinnedBusy = blame.busyPfns.filter((b) => pinned.has(Number(b.pfn)));
+    t.true(pinnedBusy.length > 0 && pinnedBusy.every((b) => b.holders.length > 0));
   });
 
   test(`${name}: live blame, stopped by Ctrl-C, names the same culprit`, async (t) => {
@@ -215,7 +219,9 @@ function registerKernelTests(kernel: KernelImage): void {
     t.log(`${name}: live blame: ${live.failures} failures, ${live.dropped} dropped`);
     t.is(live.dropped, 0);
     t.is(live.failures, 33, 'the workload fails isolation 33 times');
-    t.is(live.busyPfns.length, 1);
+    // All at the lowest pinned page, but for a page busy for a moment (pinned-failures.ts).
+    const busiest = Math.max(...live.busyPfns.map((b: { failures: number }) => b.failures));
+    t.true(busiest > live.failures / 2, `busy pfns: ${JSON.stringify(live.busyPfns.map((b: { pfn: string; failures: number }) => [b.pfn, b.failures]))}`);
     const holders = live.byStack.filter((g: { role: string }) => g.role === 'holder');
     t.true(holders.some((g: { kind: string; stack: string[] }) => g.kind === 'pin' && g.stack.some((frame) => /vmsplice/.test(frame))));
   });
