@@ -25,6 +25,14 @@ const volatile __u32 stack_sample = 1;    /* PAGEREF_STACKS_SAMPLED: 1 in N pfns
 const volatile __u32 sample_pfn = 1;      /* keep the pfns whose hash % N == 0 */
 const volatile __u32 sample_events = 1;   /* keep 1 in N events, per CPU and event type */
 const volatile bool aggregate = false;
+/*
+ * The tracer's own process (0: none). Its page references are what tracing
+ * costs, not what is traced: writing a capture allocates page cache, whose
+ * events would become records, whose writing allocates more. Like --pid,
+ * this looks at the current task, so an interrupt that lands in the tracer
+ * is not traced either.
+ */
+const volatile __u32 self_tgid = 0;
 const volatile __u64 aggregate_slots = 0; /* entries of pfn_stats */
 /* No ranges: every pfn, and a pfn's slot is the pfn itself. */
 const volatile __u32 pfn_range_count = 0;
@@ -127,16 +135,15 @@ static __always_inline struct pageref_counters *count_seen(__u32 type)
 
 /* Reserves a record in ring (events or failures) and fills the fields every event has. */
 static __always_inline struct pageref_record *
-begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool with_stack)
+begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool with_stack,
+	     __u64 pid_tgid)
 {
 	struct pageref_record *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
-	__u64 pid_tgid;
 
 	if (!r) {
 		c->dropped++;
 		return NULL;
 	}
-	pid_tgid = bpf_get_current_pid_tgid();
 	r->ts_ns = bpf_ktime_get_ns();
 	r->pid = (__u32)pid_tgid;
 	r->tgid = pid_tgid >> 32;
@@ -279,6 +286,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	struct pageref_record *r;
 	bool with_stack;
 	__u64 slot = 0;
+	__u64 pid_tgid;
 
 	if (!c)
 		return 0;
@@ -288,6 +296,12 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	}
 	if (!sampled_in(c, pfn)) {
 		c->sampled_out++;
+		return 0;
+	}
+	/* After sampling, so that events sampled out do not pay for the helper call. */
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (self_tgid && pid_tgid >> 32 == self_tgid) {
+		c->filtered++;
 		return 0;
 	}
 	/* Not bpf_ktime_get_coarse_ns(), which would do for a "last event"
@@ -308,7 +322,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 			     (stacks_mode == PAGEREF_STACKS_SAMPLED &&
 			      pageref_pfn_hash(pfn ^ PAGEREF_STACK_SAMPLE_SALT) % stack_sample == 0);
 	}
-	r = begin_record(ctx, &events, type, c, with_stack);
+	r = begin_record(ctx, &events, type, c, with_stack, pid_tgid);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
@@ -479,7 +493,8 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 		return 0;
 	if (stacks_mode == PAGEREF_STACKS_ARMED && tp->fin_pfn < tp->end_pfn)
 		arm_range(tp->start_pfn, tp->end_pfn);
-	r = begin_record(tp, &failures, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE);
+	r = begin_record(tp, &failures, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE,
+			 bpf_get_current_pid_tgid());
 	if (!r)
 		return 0;
 	r->pfn = tp->start_pfn;
@@ -506,7 +521,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 
 	if (!c)
 		return 0;
-	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE);
+	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE, bpf_get_current_pid_tgid());
 	if (!r)
 		return 0;
 	r->pfn = pfn;

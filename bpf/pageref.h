@@ -105,7 +105,7 @@ struct pageref_record {
  */
 struct pageref_counters {
 	__u64 seen;           /* the program ran for this event */
-	__u64 filtered;       /* rejected by the pid, comm or pfn filter */
+	__u64 filtered;       /* rejected by the pid, comm or pfn filter, or the tracer's own */
 	__u64 sampled_out;    /* rejected by --sample-pfn or --sample-events */
 	__u64 counted_only;   /* kept, but by design no record: --aggregate, or not armed */
 	__u64 emitted;        /* submitted to the ring buffer */

@@ -68,6 +68,7 @@ struct Options {
   uint32_t sample_pfn = 1;
   uint32_t sample_events = 1;
   uint32_t aggregate_slots = 0;  // 0: no --aggregate
+  uint32_t self_tgid = 0;        // the tracer's own process, not traced; 0: none
   bool attach_btf = false;       // page_ref events by tp_btf programs, not perf tracepoints
 };
 
@@ -117,6 +118,10 @@ Options ParseOptions(const Napi::CallbackInfo& info) {
     if (!IsWholeNumber(v, 4294967295.0)) ThrowType(env, "options.pids must hold process ids");
     opts.pids.push_back(v.As<Napi::Number>().Uint32Value());
   }
+
+  Napi::Value self = o.Get("selfTgid");
+  if (!IsWholeNumber(self, 4294967295.0)) ThrowType(env, "options.selfTgid must be a process id, or 0");
+  opts.self_tgid = self.As<Napi::Number>().Uint32Value();
 
   Napi::Value comms = o.Get("comms");
   if (!comms.IsArray()) ThrowType(env, "options.comms must be an array");
@@ -246,6 +251,7 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
 
     skel_->rodata->filter_pids = !opts.pids.empty();
     skel_->rodata->filter_comms = !opts.comms.empty();
+    skel_->rodata->self_tgid = opts.self_tgid;
     skel_->rodata->stacks_mode = opts.stacks_mode;
     skel_->rodata->stack_sample = opts.stack_sample;
     skel_->rodata->sample_pfn = opts.sample_pfn;

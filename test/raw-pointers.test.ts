@@ -66,7 +66,7 @@ test('a live capture\'s header records --raw-pointers, and only when it was give
     eventsMissing: [],
     commandLine: ['pageref', 'record'],
   };
-  const tracer = { attached: ['page_ref_mod'], attachedBy: 'btf' as const };
+  const tracer = { attached: ['page_ref_mod'], attachedBy: 'btf' as const, selfTgid: 1234 };
   t.false(buildHeader(options, tracer, 1n, 0).rawPointers);
   t.true(buildHeader({ ...options, rawPointers: true }, tracer, 1n, 0).rawPointers);
 });

@@ -37,6 +37,8 @@ export interface RecordOptions {
   cmaAreas: CmaArea[];
   /** "btf" or "tracepoint": how the page_ref programs attached ("" in format 1 captures: tracepoint); "ftrace": imported text. */
   attach: string;
+  /** The recorder's own process, whose page_ref events were not traced (counted as filtered); 0: none (imported, or older captures). */
+  untracedTgid?: number;
 }
 
 export interface CmaArea {

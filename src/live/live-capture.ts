@@ -71,7 +71,8 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
     // (unless --raw-pointers asked for the kernel's own).
     const pointers = options.rawPointers ? null : new PointerHasher();
     const decoder = new RecordDecoder(strings, null, monotonicBaseNs);
-    const stacks = new StackSymbolizer(tracer, symbols);
+    // No stack map (--no-stacks): no record has a stack id to look at.
+    const stacks = options.tracer.stackEntries > 0 ? new StackSymbolizer(tracer, symbols) : undefined;
     const buffer = new Uint8Array(RECORD_SIZE * DRAIN_BATCH_RECORDS);
     const started = Date.now();
     let records = 0;
@@ -89,9 +90,11 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       filled = 0;
       if (pointers) hashMappingsInPlace(buffer, bytes, pointers);
       const count = bytes / RECORD_SIZE;
-      const words = new Int32Array(buffer.buffer, buffer.byteOffset, bytes / 4);
-      const added = stacks.newStacks(count, (i) => words[(i * RECORD_SIZE + RecordField.stack_id.offset) / 4]);
-      if (added.length > 0) sink.stacks(added);
+      if (stacks) {
+        const words = new Int32Array(buffer.buffer, buffer.byteOffset, bytes / 4);
+        const added = stacks.newStacks(count, (i) => words[(i * RECORD_SIZE + RecordField.stack_id.offset) / 4]);
+        if (added.length > 0) sink.stacks(added);
+      }
       // A capture file takes the bytes as they are (a RecordBlock): decoding
       // and encoding columns cost the recorder ten times as much.
       if (sink.records) sink.records(buffer.subarray(0, bytes));
@@ -187,7 +190,7 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
 }
 
 /** The header of a live capture: what was asked for (options) and what the kernel attached (tracer). */
-export function buildHeader(options: LiveCaptureOptions, tracer: Pick<OpenedTracer, 'attached' | 'attachedBy'>, monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
+export function buildHeader(options: LiveCaptureOptions, tracer: Pick<OpenedTracer, 'attached' | 'attachedBy' | 'selfTgid'>, monotonicBaseNs: bigint, nowUs: number): CaptureHeader {
   const t = options.tracer;
   const recordOptions: RecordOptions = {
     pids: t.pids,
@@ -203,6 +206,7 @@ export function buildHeader(options: LiveCaptureOptions, tracer: Pick<OpenedTrac
     aggregateSlots: t.aggregateSlots,
     cmaAreas: options.cmaAreas ?? [],
     attach: tracer.attachedBy,
+    untracedTgid: tracer.selfTgid,
   };
   return {
     formatVersion: FORMAT_VERSION,

@@ -29,6 +29,8 @@ export interface NativeTracerOptions {
   aggregateSlots: number;
   /** Only page_ref events of these processes (tgid); empty: all. */
   pids: number[];
+  /** The tracer's own process (tgid), whose page_ref events are not traced (counted as filtered); 0: none. */
+  selfTgid: number;
   /** Only page_ref events of tasks with these comm values (at most 15 bytes); empty: all. */
   comms: string[];
   /** Only page_ref events with start <= pfn < end of one of these (at most maxPfnRanges); empty: all.

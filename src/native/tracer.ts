@@ -9,12 +9,18 @@ import { MAX_PFN_RANGES } from '../record/layout';
 export { MAX_PFN_RANGES };
 
 export type { AttachMode, NativeTracer, NativeCounters, PfnRange, StacksMode } from './addon';
-/** As the addon takes them, but attach may also be "auto": BTF where the kernel loads it, else the perf tracepoint. */
-export type TracerOptions = Omit<NativeTracerOptions, 'attach'> & { attach: AttachMode | 'auto' };
+/**
+ * As the addon takes them, but attach may also be "auto": BTF where the
+ * kernel loads it, else the perf tracepoint; and the tracer's own process is
+ * always this one.
+ */
+export type TracerOptions = Omit<NativeTracerOptions, 'attach' | 'selfTgid'> & { attach: AttachMode | 'auto' };
 
 /** A tracer, and how its page_ref programs were attached. */
 export type OpenedTracer = NativeTracer & {
   readonly attachedBy: AttachMode;
+  /** The process whose page_ref events are not traced: this one. */
+  readonly selfTgid: number;
   /** attach "auto": why BTF attachment failed, when it fell back to the tracepoint. */
   readonly btfProblem?: string;
 };
@@ -80,7 +86,10 @@ export function openTracer(options: TracerOptions): OpenedTracer {
   const addon = loadAddon();
   const open = (attach: AttachMode, btfProblem?: string): OpenedTracer => {
     try {
-      return Object.assign(new addon.NativeTracer({ ...options, attach }), { attachedBy: attach, btfProblem });
+      // Not this process's own page references: writing the capture and
+      // drawing a view would otherwise feed records back (bpf/pageref.bpf.c).
+      const selfTgid = process.pid;
+      return Object.assign(new addon.NativeTracer({ ...options, attach, selfTgid }), { attachedBy: attach, selfTgid, btfProblem });
     } catch (error) {
       throw asBpfError(error);
     }

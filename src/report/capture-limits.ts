@@ -50,6 +50,7 @@ export function captureLimits(header: CaptureHeader | undefined, counters: Kerne
   if (options.stacksMode === 'armed') limits.push('armed: a page has records and stacks only from the first failed isolation that covered it; earlier gets were not recorded');
   if (options.stacksMode === 'sampled') limits.push(`stacks on the records of 1 in ${options.stackSample} pfns only`);
   if (options.pfnRanges.length > 0) limits.push(`only pfns in ${options.pfnRanges.map((r) => `0x${r.start.toString(16)}-0x${r.end.toString(16)}`).join(', ')}${options.cmaAreas.length > 0 ? ' (the CMA areas)' : ''}`);
+  if ((options.untracedTgid ?? 0) > 0) limits.push(`not traced: the recorder's own page_ref events (pid ${options.untracedTgid}), counted as filtered`);
   const overflow = (counters?.aggregateOverflow ?? []).reduce((a, b) => a + b, 0);
   if (overflow > 0) limits.push(`${overflow} page_ref events fell on pfns beyond --max-pfns and are only counted`);
   return limits;

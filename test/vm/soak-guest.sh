@@ -11,6 +11,7 @@ seconds=${PAGEREF_SOAK_SECONDS:-45}
 
 node bin/pageref.js record -o "$out/soak.pgref" > "$out/soak-record.log" 2>&1 &
 recorder=$!
+echo $recorder > "$out/recorder.pid"
 if ! wait_attached "$out/soak-record.log" $recorder; then
 	echo "pageref record did not attach" >> "$out/soak-record.log"
 	exit 0

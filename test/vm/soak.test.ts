@@ -9,6 +9,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { replayCapture } from '../../src/capture/capture-reader';
 import { CaptureSummary, reportJson } from '../../src/report/capture-summary';
+import { EVENT_NAMES } from '../../src/record/event-types';
 import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 
 const SOAK_SECONDS = Number(process.env.PAGEREF_SOAK_SECONDS ?? 45);
@@ -43,6 +44,34 @@ forEachKernel('soak', (kernel) => {
     }
     t.log(`${name}: ${received} records received, ${report.dropped} dropped, in ${SOAK_SECONDS} s`);
     t.true(received > SOAK_SECONDS * 1000, 'the workload made too few events to soak anything');
+  });
+
+  test(`${name}: the recorder does not trace its own page references, and counts them as filtered`, async (t) => {
+    const run = await guestRun(kernel);
+    const recorder = Number(guestFile(run, 'recorder.pid').trim());
+    let untraced: number | undefined;
+    let ownRecords = 0;
+    let pageRefFiltered = 0;
+    replayCapture(join(run.outDir, 'soak.pgref'), {
+      header: (header) => {
+        untraced = header.options?.untracedTgid;
+      },
+      stacks: () => {},
+      events: (batch) => {
+        for (let i = 0; i < batch.length; i++) if (batch.tgid[i] === recorder) ownRecords++;
+      },
+      counters: () => {},
+      end: (end) => {
+        const filtered = end.trailer?.counters.filtered ?? [];
+        pageRefFiltered = EVENT_NAMES.reduce((sum, event, type) => sum + (event.startsWith('page_ref_') ? (filtered[type] ?? 0) : 0), 0);
+      },
+    });
+    t.log(`${name}: recorder pid ${recorder}: ${pageRefFiltered} of its page_ref events filtered in the kernel`);
+    t.is(untraced, recorder, 'the header names the recorder as untraced');
+    t.is(ownRecords, 0, 'records of the recorder itself');
+    // Its resident memory grows by tens of MiB (the next test): page faults
+    // in its own context, and nothing else filters in this run.
+    t.true(pageRefFiltered > 0, 'none of the recorder\'s own events was filtered');
   });
 
   test(`${name}: ${SOAK_SECONDS} s at full rate: the recorder's resident memory stops growing`, async (t) => {
