@@ -3,7 +3,7 @@
     {
       # The addon, with the BPF object embedded through bpftool's skeleton.
       "target_name": "pageref",
-      "sources": ["native/tracer.cc", "native/bpf-error.cc"],
+      "sources": ["native/tracer.cc", "native/bpf-error.cc", "native/crc32.cc"],
       "include_dirs": ["bpf", "<(INTERMEDIATE_DIR)"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bpf-error.h"
+#include "crc32.h"
 #include "pageref.h"
 #include "pageref.skel.h"
 
@@ -689,6 +690,17 @@ Napi::Value ProbeRingBuffer(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr));
 }
 
+// crc32(bytes, initial): zlib's crc32(initial, bytes), folded (crc32.cc).
+Napi::Value Crc32Of(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !IsWholeNumber(info[1], 4294967295.0))
+    throw Napi::TypeError::New(env, "crc32: expected a Uint8Array and a 32-bit initial value");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  uint32_t initial = info[1].As<Napi::Number>().Uint32Value();
+  return Napi::Number::New(env, Crc32(initial, bytes.Data(), bytes.ByteLength()));
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -710,6 +722,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stackNone", PAGEREF_STACK_NONE);
   exports.Set("libbpfVersion", libbpf_version_string());
   exports.Set("probeRingBuffer", Napi::Function::New(env, ProbeRingBuffer, "probeRingBuffer"));
+  exports.Set("crc32", Napi::Function::New(env, Crc32Of, "crc32"));
+  exports.Set("crc32Folds", Crc32Folds());
   return exports;
 }
 

@@ -107,6 +107,11 @@ export class NativeTracer {
   close(): void;
 }
 
+/** zlib's crc32(initial, bytes), by carry-less multiplication where the CPU has it (native/crc32.cc). */
+export function crc32(bytes: Uint8Array, initial: number): number;
+/** Whether crc32 folds with PCLMULQDQ here (else it is zlib's). */
+export const crc32Folds: boolean;
+
 /** Thrown by the addon for libbpf and kernel failures. */
 export interface BpfErrorFields {
   /** Positive errno. */
