@@ -18,6 +18,7 @@
 
 #include "bpf-error.h"
 #include "crc32.h"
+#include "pointer-hash.h"
 #include "pageref.h"
 #include "pageref.skel.h"
 
@@ -217,6 +218,7 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
     return DefineClass(env, "NativeTracer",
                        {
                            InstanceMethod<&NativeTracer::Drain>("drain"),
+                           InstanceMethod<&NativeTracer::HashPointers>("hashPointers"),
                            InstanceMethod<&NativeTracer::ReadStack>("readStack"),
                            InstanceMethod<&NativeTracer::ReadCounters>("readCounters"),
                            InstanceMethod<&NativeTracer::ReadPfnStats>("readPfnStats"),
@@ -376,9 +378,33 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   static int OnSample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<NativeTracer*>(ctx);
     if (size != kRecordSize) return 0;  // not ours: the program only writes records
-    memcpy(self->out_ + self->out_len_, data, kRecordSize);
+    uint8_t* record = self->out_ + self->out_len_;
+    memcpy(record, data, kRecordSize);
+    if (self->hash_pointers_) self->HashMapping(record);
     self->out_len_ += kRecordSize;
     return self->out_cap_ - self->out_len_ < kRecordSize ? kBufferFull : 0;
+  }
+
+  void HashMapping(uint8_t* record) {
+    if (record[offsetof(pageref_record, type)] > PAGEREF_EV_PAGE_REF_UNFREEZE) return;
+    uint64_t mapping;
+    memcpy(&mapping, record + offsetof(pageref_record, page.mapping), sizeof(mapping));
+    mapping = HashPointer(mapping, pointer_key_);
+    memcpy(record + offsetof(pageref_record, page.mapping), &mapping, sizeof(mapping));
+  }
+
+  // hashPointers(key): from now on drain() hands out page.mapping hashed
+  // under the 16-byte key, never the kernel's pointer.
+  Napi::Value HashPointers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() != 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[0].As<Napi::Uint8Array>().ByteLength() != sizeof(pointer_key_))
+      throw Napi::TypeError::New(env, "hashPointers: expected a 16-byte Uint8Array key");
+    memcpy(pointer_key_, info[0].As<Napi::Uint8Array>().Data(), sizeof(pointer_key_));
+    hash_pointers_ = true;
+    return env.Undefined();
   }
 
   static int OnFailure(void* ctx, void* data, size_t size) {
@@ -598,6 +624,10 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   // Isolation and CMA records: their own ring, merged in by time on drain.
   ring_buffer* failure_ring_ = nullptr;
   std::vector<uint8_t> pending_failures_;
+  // hashPointers(key): page.mapping of every drained page_ref record is
+  // replaced by its keyed hash (pointer-hash.h) as it is copied out.
+  bool hash_pointers_ = false;
+  uint32_t pointer_key_[4] = {};
   bpf_program* progs_[PAGEREF_EV_COUNT] = {};
   bpf_link* links_[PAGEREF_EV_COUNT] = {};
   std::vector<std::string> attached_;
@@ -690,6 +720,26 @@ Napi::Value ProbeRingBuffer(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr));
 }
 
+// hashPointer(key, lo, hi): HashPointer of the pointer hi:lo, as [lo, hi]
+// words, for the test that holds it equal to PointerHasher.hash.
+Napi::Value HashPointerOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[0].As<Napi::Uint8Array>().ByteLength() != 16 || !IsWholeNumber(info[1], 4294967295.0) ||
+      !IsWholeNumber(info[2], 4294967295.0))
+    throw Napi::TypeError::New(env, "hashPointer: expected a 16-byte key and two 32-bit words");
+  uint32_t key[4];
+  memcpy(key, info[0].As<Napi::Uint8Array>().Data(), sizeof(key));
+  uint64_t pointer = static_cast<uint64_t>(info[2].As<Napi::Number>().Uint32Value()) << 32 |
+                     info[1].As<Napi::Number>().Uint32Value();
+  uint64_t hash = HashPointer(pointer, key);
+  Napi::Array words = Napi::Array::New(env, 2);
+  words.Set(0u, Napi::Number::New(env, static_cast<uint32_t>(hash)));
+  words.Set(1u, Napi::Number::New(env, static_cast<uint32_t>(hash >> 32)));
+  return words;
+}
+
 // crc32(bytes, initial): zlib's crc32(initial, bytes), folded (crc32.cc).
 Napi::Value Crc32Of(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -723,6 +773,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libbpfVersion", libbpf_version_string());
   exports.Set("probeRingBuffer", Napi::Function::New(env, ProbeRingBuffer, "probeRingBuffer"));
   exports.Set("crc32", Napi::Function::New(env, Crc32Of, "crc32"));
+  exports.Set("hashPointer", Napi::Function::New(env, HashPointerOf, "hashPointer"));
   exports.Set("crc32Folds", Crc32Folds());
   return exports;
 }

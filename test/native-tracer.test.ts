@@ -59,6 +59,8 @@ test('an event the kernel has loads, drains nothing, counts nothing, and closes;
   }
   const tracer = openTracer(options(['test_pages_isolated']));
   t.deepEqual(tracer.attached, ['test_pages_isolated']);
+  t.throws(() => tracer.hashPointers(new Uint8Array(8)), { instanceOf: TypeError, message: /16-byte/ });
+  tracer.hashPointers(new Uint8Array(16).fill(7));
   t.is(tracer.drain(new Uint8Array(96 * 16)), 0);
   const counters = tracer.readCounters();
   t.is(counters.seen.length, 12);
@@ -72,6 +74,7 @@ test('an event the kernel has loads, drains nothing, counts nothing, and closes;
   tracer.close();
   t.throws(() => tracer.drain(new Uint8Array(96)), { message: /closed/ });
   t.throws(() => tracer.ringFill(), { message: /closed/ });
+  t.throws(() => tracer.hashPointers(new Uint8Array(16)), { message: /closed/ });
 });
 
 test('--aggregate and --stacks armed load on this kernel; the per-pfn totals are mapped and start at zero', (t) => {

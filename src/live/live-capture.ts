@@ -1,12 +1,12 @@
 // The live source: attaches the tracer, drains the ring buffer on a timer in
 // batches, symbolises new stacks, and feeds a CaptureSink until stopped.
 
+import { randomBytes } from 'node:crypto';
 import { hostname, machine, release, version } from 'node:os';
 import type { CaptureHeader, CmaArea, KernelCounters, RecordOptions, StackEntry } from '../capture/schema';
 import { FORMAT_VERSION } from '../capture/schema';
 import { NativeTracer, OpenedTracer, openTracer, TracerOptions } from '../native/tracer';
 import { RECORD_SIZE, RecordField } from '../record/layout';
-import { hashMappingsInPlace, PointerHasher } from '../record/pointer-hash';
 import { RecordDecoder } from '../record/record-decoder';
 import { StringTable } from '../record/string-table';
 import type { EventName } from '../record/event-types';
@@ -67,9 +67,9 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
     sink.header(buildHeader(options, tracer, monotonicBaseNs, nowUs));
     options.onAttached?.(tracer.attached, tracer.btfProblem ? `${tracer.attachedBy} (BTF refused: ${tracer.btfProblem})` : tracer.attachedBy);
     const strings = new StringTable();
-    // Mappings are hashed in the drained bytes themselves, before any sink sees them
-    // (unless --raw-pointers asked for the kernel's own).
-    const pointers = options.rawPointers ? null : new PointerHasher();
+    // Mappings are hashed by the addon as it drains the records, before any
+    // sink sees them (unless --raw-pointers asked for the kernel's own).
+    if (!options.rawPointers) tracer.hashPointers(randomBytes(16));
     const decoder = new RecordDecoder(strings, null, monotonicBaseNs);
     // No stack map (--no-stacks): no record has a stack id to look at.
     const stacks = options.tracer.stackEntries > 0 ? new StackSymbolizer(tracer, symbols) : undefined;
@@ -88,7 +88,6 @@ export async function runLiveCapture(options: LiveCaptureOptions, sink: CaptureS
       if (filled === 0) return;
       const bytes = filled;
       filled = 0;
-      if (pointers) hashMappingsInPlace(buffer, bytes, pointers);
       const count = bytes / RECORD_SIZE;
       if (stacks) {
         const words = new Int32Array(buffer.buffer, buffer.byteOffset, bytes / 4);

@@ -78,6 +78,12 @@ export class NativeTracer {
    * written. Never blocks.
    */
   drain(into: Uint8Array): number;
+  /**
+   * From now on, drain() replaces page.mapping in every page_ref record by
+   * its hash under `key` (16 bytes), the hash PointerHasher computes with
+   * the same key. Throws TypeError for any other key.
+   */
+  hashPointers(key: Uint8Array): void;
   /** Kernel instruction pointers of one stack, innermost first, or null if the id is unknown. */
   readStack(stackId: number): BigUint64Array | null;
   readCounters(): NativeCounters;
@@ -107,6 +113,8 @@ export class NativeTracer {
   close(): void;
 }
 
+/** The addon's hash of the pointer hi:lo under `key` (what hashPointers makes drain() write), as its [lo, hi] words. */
+export function hashPointer(key: Uint8Array, lo: number, hi: number): [number, number];
 /** zlib's crc32(initial, bytes), by carry-less multiplication where the CPU has it (native/crc32.cc). */
 export function crc32(bytes: Uint8Array, initial: number): number;
 /** Whether crc32 folds with PCLMULQDQ here (else it is zlib's). */

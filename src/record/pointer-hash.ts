@@ -37,6 +37,8 @@ function mix32(x: number, y: number): number {
 }
 
 /**
+ * The addon does this to live records as it drains them (hashPointers,
+ * native/pointer-hash.h); this is the same for records made elsewhere.
  * Replaces page.mapping of every page_ref record in the first `bytes` bytes
  * of `records` (struct pageref_record, bpf/pageref.h) by its keyed hash, in
  * place, as a little-endian u64: before the records go anywhere, so that
