@@ -48,7 +48,7 @@
 
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig) { (void)sig; stop = 1; }
+static void on_signal(int sig) { stop = sig; }
 
 static void die(const char *what)
 {
@@ -241,13 +241,17 @@ static void wait_for_go(void)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigprocmask(SIG_BLOCK, &block, &old);
+	/* Told to stop while faulting in (the caller's watchdog, on a host so
+	 * busy that it took minutes): not ready, and the status says why. */
+	if (stop)
+		exit(128 + stop);
 	printf("ready to pin\n");
 	fflush(stdout);
 	while (!go && !stop)
 		sigsuspend(&old);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (stop)
-		exit(0);
+		exit(128 + stop);
 }
 
 int main(int argc, char **argv)
