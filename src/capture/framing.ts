@@ -28,9 +28,9 @@ export function payloadCrc(payload: Uint8Array): number {
  * The frame header and protobuf prefix of a Frame holding one RecordBlock
  * (proto/capture.proto: Frame.records = 7 { record_size = 1, records = 2 })
  * whose records are `records`: written before the records themselves, the
- * frame is what frameBytes(Frame.encode(...)) gives, without copying the
- * records twice on the way (the recorder's largest cost per record under
- * the test VMs' instruction clock, where a copy costs an instruction a byte).
+ * frame is what frameBytes(Frame.encode(...)) gives, without protobufjs and
+ * the framing copying the records on the way (the recorder writes every
+ * record it drains: 19 ms of its cost in the kernel benchmark, BENCHMARKS.md).
  */
 export function recordBlockFrameHead(recordSize: number, records: Uint8Array): Buffer {
   const block = [0x08, ...varint(recordSize), 0x12, ...varint(records.length)];
