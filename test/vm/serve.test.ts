@@ -22,6 +22,8 @@ import { forEachKernel, guestFile, oneBootPerKernel } from './guest-runs';
 const TIMEOUT_SEC = 900;
 /** A frame of the path that pins a page for vmsplice. */
 const PIN_FRAME = /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract|try_grab/;
+/** A frame only vmsplice's pinning has, of the paths that PIN_FRAME matches. */
+const VMSPLICE_FRAME = /vmsplice|iov_iter_get_pages|iov_iter_extract/;
 /** A frame of the path that drops a vmsplice'd page's reference: the pipe buffer's release. */
 const PIPE_RELEASE_FRAME = /pipe_buf_release|pipe_release|free_pipe_info/;
 const guestRun = oneBootPerKernel('sh test/vm/serve-guest.sh', TIMEOUT_SEC);
@@ -76,14 +78,17 @@ function registerServeTests(kernel: KernelImage): void {
     const after = metrics(t, run, 'defaults-after.metrics');
     const culprits = after.get('pageref_culprit_pages')?.samples ?? [];
     t.true(culprits.length > 0 && culprits.length <= 10, guestFile(run, 'defaults-after.metrics'));
-    const pin = culprits.find((s) => s.labels.kind === 'pin');
-    t.truthy(pin, `no culprit of kind pin: ${JSON.stringify(culprits)}`);
     const stacks: Stacks = JSON.parse(guestFile(run, 'defaults-after.stacks.json'));
-    const frames = stacks[pin!.labels.stack_id]?.frames ?? [];
-    t.log(`${name}: defaults: culprit ${JSON.stringify(pin!.labels)} ${pin!.value} pages: ${frames.slice(0, 8).join(' < ')}`);
-    t.is(pin!.labels.role, 'releaser');
-    t.true(pin!.value >= 1);
-    t.true(frames.some((f) => PIPE_RELEASE_FRAME.test(f)), frames.join(' < '));
+    const framesOf = (s: (typeof culprits)[number]) => stacks[s.labels.stack_id]?.frames ?? [];
+    const pins = culprits.filter((s) => s.labels.kind === 'pin');
+    for (const s of pins) t.log(`${name}: defaults: culprit ${JSON.stringify(s.labels)} ${s.value} pages: ${framesOf(s).slice(0, 8).join(' < ')}`);
+    // Among them, not necessarily alone: a page nobody pinned can be busy for
+    // a moment too, with a holder of its own (pinned-failures.ts). A CI run on
+    // 6.12 once showed an LRU batch's reference, taken in a long-term pin's
+    // fault-in, beside the pipe's release.
+    const release = pins.find((s) => s.labels.role === 'releaser' && framesOf(s).some((f) => PIPE_RELEASE_FRAME.test(f)));
+    t.truthy(release, `no culprit of kind pin is the pipe's release: ${JSON.stringify(culprits)}`);
+    t.true((release?.value ?? 0) >= 1);
 
     const top = goPprofTop(join(run.outDir, 'defaults-after.pb.gz'), ['-tagfocus=role=releaser']);
     t.regex(top, /^ .* (\w*pipe_buf_release|pipe_release)$/m, top);
@@ -122,9 +127,12 @@ function registerServeTests(kernel: KernelImage): void {
     t.is(guestFile(run, 'stacks-all-workload.rc').trim(), '0', guestFile(run, 'stacks-all-workload.log'));
     const held = metrics(t, run, 'stacks-all-held.metrics');
     t.true((value(held, 'pageref_isolation_failures_total') ?? 0) > 0, guestFile(run, 'stacks-all-held.metrics'));
-    const pin = held.get('pageref_culprit_pages')?.samples.find((s) => s.labels.kind === 'pin' && s.labels.role === 'holder');
-    t.truthy(pin, guestFile(run, 'stacks-all-held.metrics'));
     const stacks: Stacks = JSON.parse(guestFile(run, 'stacks-all-held.stacks.json'));
+    // vmsplice's, among the holders of kind pin (a page busy for a moment may have another: see above).
+    const pin = held
+      .get('pageref_culprit_pages')
+      ?.samples.find((s) => s.labels.kind === 'pin' && s.labels.role === 'holder' && (stacks[s.labels.stack_id]?.frames ?? []).some((f) => VMSPLICE_FRAME.test(f)));
+    t.truthy(pin, guestFile(run, 'stacks-all-held.metrics'));
     const frames = stacks[pin!.labels.stack_id]?.frames ?? [];
     t.log(`${name}: --stacks all: culprit ${JSON.stringify(pin!.labels)} ${pin!.value} pages: ${frames.slice(0, 8).join(' < ')}`);
     t.true(frames.some((f) => PIN_FRAME.test(f)), frames.join(' < '));
@@ -183,7 +191,7 @@ function registerServeTests(kernel: KernelImage): void {
     const verdict = JSON.parse(blame.stdout);
     t.is(verdict.truncated, null, 'the file is finished: it has its trailer');
     t.true(verdict.failures > 0);
-    const holder = verdict.byStack.find((g: { role: string; kind: string }) => g.role === 'holder' && g.kind === 'pin');
+    const holder = verdict.byStack.find((g: { role: string; kind: string; comms: string[] }) => g.role === 'holder' && g.kind === 'pin' && g.comms.includes('vmsplice-hold'));
     t.truthy(holder, JSON.stringify(verdict.byStack.map((g: { role: string; kind: string; frame: string }) => [g.role, g.kind, g.frame])));
     t.log(`${name}: flight capture ${files[0]}: ${verdict.failures} failures; holder ${holder?.kind} ${holder?.pages} pages ${holder?.comms}: ${(holder?.stack ?? []).slice(0, 8).join(' < ')}`);
     t.deepEqual(holder?.comms, ['vmsplice-hold']);
