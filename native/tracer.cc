@@ -52,6 +52,10 @@ bool IsWholeNumber(const Napi::Value& v, double max) {
   return d >= 0 && d <= max && d == static_cast<double>(static_cast<uint64_t>(d));
 }
 
+bool IsUint8Array(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
@@ -398,8 +402,7 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   Napi::Value HashPointers(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
-    if (info.Length() != 1 || !info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+    if (info.Length() != 1 || !IsUint8Array(info[0]) ||
         info[0].As<Napi::Uint8Array>().ByteLength() != sizeof(pointer_key_))
       throw Napi::TypeError::New(env, "hashPointers: expected a 16-byte Uint8Array key");
     memcpy(pointer_key_, info[0].As<Napi::Uint8Array>().Data(), sizeof(pointer_key_));
@@ -429,8 +432,7 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
-    if (info.Length() != 1 || !info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    if (info.Length() != 1 || !IsUint8Array(info[0]))
       throw Napi::TypeError::New(env, "drain: expected a Uint8Array");
     Napi::Uint8Array into = info[0].As<Napi::Uint8Array>();
     size_t capacity = into.ByteLength() / kRecordSize * kRecordSize;
@@ -551,8 +553,7 @@ class NativeTracer : public Napi::ObjectWrap<NativeTracer> {
   Napi::Value ReadPfnStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
-    if (info.Length() != 1 || !info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    if (info.Length() != 1 || !IsUint8Array(info[0]))
       throw Napi::TypeError::New(env, "readPfnStats: expected a Uint8Array");
     Napi::Uint8Array into = info[0].As<Napi::Uint8Array>();
     if (into.ByteLength() < stats_bytes_)
@@ -724,8 +725,7 @@ Napi::Value ProbeRingBuffer(const Napi::CallbackInfo& info) {
 // words, for the test that holds it equal to PointerHasher.hash.
 Napi::Value HashPointerOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 3 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+  if (info.Length() != 3 || !IsUint8Array(info[0]) ||
       info[0].As<Napi::Uint8Array>().ByteLength() != 16 || !IsWholeNumber(info[1], 4294967295.0) ||
       !IsWholeNumber(info[2], 4294967295.0))
     throw Napi::TypeError::New(env, "hashPointer: expected a 16-byte key and two 32-bit words");
@@ -743,8 +743,7 @@ Napi::Value HashPointerOf(const Napi::CallbackInfo& info) {
 // crc32(bytes, initial): zlib's crc32(initial, bytes), folded (crc32.cc).
 Napi::Value Crc32Of(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 2 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !IsWholeNumber(info[1], 4294967295.0))
+  if (info.Length() != 2 || !IsUint8Array(info[0]) || !IsWholeNumber(info[1], 4294967295.0))
     throw Napi::TypeError::New(env, "crc32: expected a Uint8Array and a 32-bit initial value");
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   uint32_t initial = info[1].As<Napi::Number>().Uint32Value();
