@@ -59,7 +59,7 @@ function publishWithoutReplacing(hidden: string, path: string): void {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
     // No hard links here: a rename, after a check that only a race can beat.
-    if (lstatOrUndefined(path)) throw Object.assign(new Error(`EEXIST: file already exists, open '${path}'`), { code: 'EEXIST', syscall: 'open', path });
+    if (lstatOrUndefined(path)) throw alreadyExists(path);
     renameSync(hidden, path);
   }
 }
@@ -72,7 +72,7 @@ function publishWithoutReplacing(hidden: string, path: string): void {
  */
 export function checkOutputFile(path: string, force: boolean): void {
   const existing = lstatOrUndefined(path);
-  if (existing && !force) throw Object.assign(new Error(`EEXIST: file already exists, open '${path}'`), { code: 'EEXIST', syscall: 'open', path });
+  if (existing && !force) throw alreadyExists(path);
   if (existing && !existing.isFile()) throw notRegularFile(path);
   accessSync(dirname(path), constants.W_OK | constants.X_OK);
 }
@@ -90,6 +90,11 @@ export function sameFile(a: string, b: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The error openSync(path, 'wx') throws for an existing file, for the checks made without it. */
+function alreadyExists(path: string): Error {
+  return Object.assign(new Error(`EEXIST: file already exists, open '${path}'`), { code: 'EEXIST', syscall: 'open', path });
 }
 
 function notRegularFile(path: string): Error {
