@@ -12,11 +12,20 @@ export const FRAME_HEADER_SIZE = 8;
 export const MAX_FRAME_SIZE = 64 << 20;
 
 export function frameBytes(payload: Uint8Array): Buffer {
-  if (payload.length > MAX_FRAME_SIZE) throw new RangeError(`frame of ${payload.length} bytes exceeds ${MAX_FRAME_SIZE}`);
-  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
-  out.writeUInt32LE(payload.length, 0);
-  out.writeUInt32LE(crc32(payload), 4);
-  out.set(payload, FRAME_HEADER_SIZE);
+  return frameStart(payload.length, crc32(payload), payload);
+}
+
+/**
+ * A frame's header for a payload of `payloadLength` bytes with CRC `crc`,
+ * followed by `start`: the whole payload, or its first bytes when the
+ * caller writes the rest itself.
+ */
+function frameStart(payloadLength: number, crc: number, start: Uint8Array): Buffer {
+  if (payloadLength > MAX_FRAME_SIZE) throw new RangeError(`frame of ${payloadLength} bytes exceeds ${MAX_FRAME_SIZE}`);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + start.length);
+  out.writeUInt32LE(payloadLength, 0);
+  out.writeUInt32LE(crc, 4);
+  out.set(start, FRAME_HEADER_SIZE);
   return out;
 }
 
@@ -35,13 +44,7 @@ export function payloadCrc(payload: Uint8Array): number {
 export function recordBlockFrameHead(recordSize: number, records: Uint8Array): Buffer {
   const block = [0x08, ...varint(recordSize), 0x12, ...varint(records.length)];
   const prefix = Buffer.from([0x3a, ...varint(block.length + records.length), ...block]);
-  const payloadLength = prefix.length + records.length;
-  if (payloadLength > MAX_FRAME_SIZE) throw new RangeError(`frame of ${payloadLength} bytes exceeds ${MAX_FRAME_SIZE}`);
-  const head = Buffer.allocUnsafe(FRAME_HEADER_SIZE + prefix.length);
-  head.writeUInt32LE(payloadLength, 0);
-  head.writeUInt32LE(recordsCrc()(records, crc32(prefix)), 4);
-  prefix.copy(head, FRAME_HEADER_SIZE);
-  return head;
+  return frameStart(prefix.length + records.length, recordsCrc()(records, crc32(prefix)), prefix);
 }
 
 let foldedCrc: ((bytes: Uint8Array, initial: number) => number) | undefined;
