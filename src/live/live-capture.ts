@@ -241,12 +241,17 @@ const STACK_ID_WORD = RecordField.stack_id.offset / 4;
 /** Reads each kernel stack once, the first time a record refers to it, and names its frames. */
 class StackSymbolizer {
   /**
-   * Stack ids seen, by id: an id is a slot of the kernel's stack map, below
-   * its size, so a byte per slot does what a Set did at a fraction of the
-   * cost (with a Set, this loop was a quarter of the recorder's time with stacks, profiled in a test VM).
+   * Stack ids seen, by id: an id is a bucket of the kernel's stack map, so a
+   * byte per slot does what a Set did at a fraction of the cost (with a Set,
+   * this loop was a quarter of the recorder's time with stacks, profiled in
+   * a test VM).
    */
   private readonly known: Uint8Array;
-  /** Ids beyond the map's size, which the kernel should never give. */
+  /**
+   * Ids at or beyond the size asked for: the kernel rounds the map's buckets
+   * up to a power of two, so they come when that size is not one. A Set, so
+   * that no id, however large, makes this allocate.
+   */
   private readonly knownBeyond = new Set<number>();
   private readonly frameNames = new Map<bigint, string>();
 
