@@ -4,8 +4,6 @@
 // (PAGE_MAPPING_ANON = 1, PAGE_MAPPING_MOVABLE = 2), are kept as they were.
 
 import { randomBytes } from 'node:crypto';
-import { isPageRefEvent } from './event-types';
-import { RECORD_SIZE, RecordField as F } from './layout';
 
 export class PointerHasher {
   private readonly key: Uint32Array;
@@ -34,23 +32,4 @@ function mix32(x: number, y: number): number {
   h = Math.imul(h ^ y, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/**
- * The addon does this to live records as it drains them (hashPointers,
- * native/pointer-hash.h); this is the same for records made elsewhere.
- * Replaces page.mapping of every page_ref record in the first `bytes` bytes
- * of `records` (struct pageref_record, bpf/pageref.h) by its keyed hash, in
- * place, as a little-endian u64: before the records go anywhere, so that
- * no sink and no file ever sees the raw pointer.
- */
-export function hashMappingsInPlace(records: Uint8Array, bytes: number, hasher: PointerHasher): void {
-  const view = new DataView(records.buffer, records.byteOffset, bytes);
-  const at = F['page.mapping'].offset;
-  for (let offset = 0; offset + RECORD_SIZE <= bytes; offset += RECORD_SIZE) {
-    if (!isPageRefEvent(view.getUint8(offset + F.type.offset))) continue;
-    const hash = hasher.hash(view.getUint32(offset + at, true), view.getUint32(offset + at + 4, true));
-    view.setUint32(offset + at, hash % 0x100000000, true);
-    view.setUint32(offset + at + 4, Math.floor(hash / 0x100000000), true);
-  }
 }

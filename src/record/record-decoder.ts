@@ -26,7 +26,7 @@ export class RecordDecoder {
    */
   constructor(
     private readonly strings: StringTable,
-    /** Hashes page.mapping; null when the records' mappings are hashed already (hashMappingsInPlace). */
+    /** Hashes page.mapping; null when the records' mappings are hashed already (by the addon as it drains them). */
     private readonly pointers: PointerHasher | null,
     private readonly monotonicBaseNs: bigint,
     /** Maps a kernel stack id to the capture's stack id (identity unless the source renumbers). */

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { CaptureWriter } from '../../src/capture/capture-writer';
 import { FtraceTextParser } from '../../src/import/ftrace-text';
 import { EventType } from '../../src/record/event-types';
-import { hashMappingsInPlace, PointerHasher } from '../../src/record/pointer-hash';
+import { PointerHasher } from '../../src/record/pointer-hash';
+import { hashMappingsInPlace } from '../helpers/hashed-records';
 import { counters, tempPath, testHeader, writeCapture } from '../helpers/capture';
 import { rawRecord } from '../helpers/records';
 
