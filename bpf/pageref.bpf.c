@@ -189,13 +189,16 @@ static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 	return false;
 }
 
-static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot)
+/* With --pid, *pid_tgid is the current task's on return, for the record to reuse. */
+static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot, __u64 *pid_tgid)
 {
 	if (!pfn_slot(pfn, slot))
 		return false;
 	if (filter_pids) {
-		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		__u32 tgid;
 
+		*pid_tgid = bpf_get_current_pid_tgid();
+		tgid = *pid_tgid >> 32;
 		if (!bpf_map_lookup_elem(&pid_filter, &tgid))
 			return false;
 	}
@@ -286,11 +289,11 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	struct pageref_record *r;
 	bool with_stack;
 	__u64 slot = 0;
-	__u64 pid_tgid;
+	__u64 pid_tgid = 0;
 
 	if (!c)
 		return 0;
-	if (!page_ref_wanted(pfn, &slot)) {
+	if (!page_ref_wanted(pfn, &slot, &pid_tgid)) {
 		c->filtered++;
 		return 0;
 	}
@@ -298,8 +301,10 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 		c->sampled_out++;
 		return 0;
 	}
-	/* After sampling, so that events sampled out do not pay for the helper call. */
-	pid_tgid = bpf_get_current_pid_tgid();
+	/* After sampling, so that events sampled out do not pay for the helper
+	 * call; --pid has made it already. */
+	if (!filter_pids)
+		pid_tgid = bpf_get_current_pid_tgid();
 	if (self_tgid && pid_tgid >> 32 == self_tgid) {
 		c->filtered++;
 		return 0;
