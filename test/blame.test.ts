@@ -111,7 +111,7 @@ test('thousands of failures on many pages group into their few culprit stacks, p
   const holders = blame.byStack.filter((g) => g.role === 'holder');
   t.deepEqual(holders.map((g) => [g.kind, g.pages, g.failures, g.comms]), [
     ['pin', 50, 5000, ['vmsplice-hold']],
-    ['expected', 10, 1000, ['bash']],
+    ['batch', 10, 1000, ['bash']],
   ]);
   t.is(holders[0].frame, 'try_grab_folio+0x40');
   const releasers = blame.byStack.filter((g) => g.role === 'releaser');
@@ -126,6 +126,11 @@ test('reference kinds and telling frames', (t) => {
   t.is(referenceKind(['__page_ref_mod+0x1', 'filemap_add_folio+0x2']), 'expected');
   t.is(referenceKind(['__page_ref_mod+0x1', 'folio_batch_move_lru+0x2']), 'batch');
   t.is(referenceKind(['__page_ref_mod+0x1', 'some_driver_fn+0x2']), 'other');
+  // Inside a long-term pin's fault-in, the LRU batch's and the new page's references are theirs, not pins.
+  const faultIn = ['handle_mm_fault+0x5', '__get_user_pages+0x6', 'pin_user_pages_fast+0x7'];
+  t.is(referenceKind(['__page_ref_mod+0x1', '__folio_batch_add_and_move+0x2', 'folio_add_lru+0x3', 'do_anonymous_page+0x4', ...faultIn]), 'batch');
+  t.is(referenceKind(['__page_ref_set+0x1', 'post_alloc_hook+0x2', 'get_page_from_freelist+0x3', 'do_anonymous_page+0x4', ...faultIn]), 'expected');
+  t.is(referenceKind(['__page_ref_mod+0x1', 'try_grab_folio+0x2', 'follow_page_pte+0x3', ...faultIn.slice(1)]), 'pin');
   t.is(tellingFrame(['__page_ref_mod+0x1', 'folio_put+0x9', 'some_driver_fn+0x2']), 'some_driver_fn+0x2');
   t.is(tellingFrame([]), '[no stack]');
 });

@@ -17,15 +17,23 @@ export const KIND_MEANING: Record<ReferenceKind, string> = {
 };
 
 const PIN = /get_user_pages|pin_user_pages|__gup|gup_|try_grab_|follow_page|iov_iter_get_pages|iov_iter_extract|vmsplice|splice_|get_page_from_iter|grab_folio/;
-const BATCH = /lru_add|folio_batch|pagevec|lru_cache_add|release_pages|free_pages_and_swap_cache|tlb_flush_mmu|tlb_finish_mmu|lru_add_drain|mlock_folio|isolate_lru/;
+const BATCH = /lru_add|folio_add_lru|folio_batch|pagevec|lru_cache_add|release_pages|free_pages_and_swap_cache|tlb_flush_mmu|tlb_finish_mmu|lru_add_drain|mlock_folio|isolate_lru/;
 // An allocation's reference is its owner's: for a page in use, the mapping's or the page cache's.
 const EXPECTED = /get_page_from_freelist|prep_new_page|post_alloc_hook|filemap_add_folio|add_to_page_cache|shmem_add_to_page_cache|do_anonymous_page|folio_add_new_anon_rmap|page_add_new_anon_rmap|do_set_pte|set_pte_range|wp_page_copy|do_cow_fault|do_swap_page|__read_swap_cache_async|migrate_folio|move_to_new_folio/;
 
+/**
+ * The kind of the innermost frame that names one: the code that took the
+ * reference, not whatever called it. A long-term pin's fault-in allocates
+ * pages and adds them to an LRU batch with get_user_pages further out; those
+ * references are the mapping's and the batch's, and only the grab itself is
+ * the pin.
+ */
 export function referenceKind(frames: readonly string[]): ReferenceKind {
-  const text = frames.join(' ');
-  if (PIN.test(text)) return 'pin';
-  if (EXPECTED.test(text)) return 'expected';
-  if (BATCH.test(text)) return 'batch';
+  for (const frame of frames) {
+    if (PIN.test(frame)) return 'pin';
+    if (EXPECTED.test(frame)) return 'expected';
+    if (BATCH.test(frame)) return 'batch';
+  }
   return 'other';
 }
 
