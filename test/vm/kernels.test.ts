@@ -193,8 +193,9 @@ function registerKernelTests(kernel: KernelImage): void {
     const releasers = blame.byStack.filter((g) => g.role === 'releaser');
     t.log(`${name}: holders ${holders.map((g) => `${g.kind} ${g.frame} x${g.pages}`).join('; ')}`);
     t.log(`${name}: releasers ${releasers.map((g) => `${g.frame} x${g.pages}`).join('; ')}`);
-    // The grab itself: a fault-in on the way can take other references (the new page's, an LRU batch's) under the same callers.
-    const gup = holders.find((g) => g.stack.some((frame) => /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract/.test(frame)) && g.stack.some((frame) => /try_grab_/.test(frame)));
+    // The grab itself (its telling frame is GUP's): a fault-in on the way can take other
+    // references (the new page's, an LRU batch's) under the same callers.
+    const gup = holders.find((g) => g.stack.some((frame) => /vmsplice|get_user_pages|pin_user_pages|iov_iter_get_pages|iov_iter_extract/.test(frame)) && /try_grab_|try_get_folio|gup_/.test(g.frame));
     t.truthy(gup, 'no holder stack grabs the page for vmsplice');
     t.is(gup?.kind, 'pin');
     t.true(gup?.comms.includes('vmsplice-hold'));
