@@ -136,7 +136,7 @@ static __always_inline struct pageref_counters *count_seen(__u32 type)
 /* Reserves a record in ring (events or failures) and fills the fields every event has. */
 static __always_inline struct pageref_record *
 begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool with_stack,
-	     __u64 pid_tgid)
+	     __u64 pid_tgid, const struct task_struct *task)
 {
 	struct pageref_record *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 
@@ -149,7 +149,12 @@ begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool 
 	r->tgid = pid_tgid >> 32;
 	r->cpu = bpf_get_smp_processor_id();
 	r->type = type;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	/* The task's comm is NUL-padded to its 16 bytes (__set_task_comm), so
+	 * two loads give what bpf_get_current_comm's strscpy_pad would. */
+	if (task)
+		__builtin_memcpy(r->comm, task->comm, sizeof(r->comm));
+	else
+		bpf_get_current_comm(r->comm, sizeof(r->comm));
 	r->stack_id = PAGEREF_STACK_NONE;
 	if (with_stack) {
 		long id = bpf_get_stackid(ctx, &stacks, 0);
@@ -189,15 +194,32 @@ static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 	return false;
 }
 
-/* With --pid, *pid_tgid is the current task's on return, for the record to reuse. */
-static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot, __u64 *pid_tgid)
+/*
+ * The current task's tgid and pid, as bpf_get_current_pid_tgid gives them.
+ * By BTF, read from the task itself, which also gives the record its comm
+ * (*task): one helper call where there were two.
+ */
+static __always_inline __u64 current_pid_tgid(bool by_btf, struct task_struct **task)
+{
+	if (by_btf) {
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		*task = t;
+		return (__u64)(__u32)t->tgid << 32 | (__u32)t->pid;
+	}
+	return bpf_get_current_pid_tgid();
+}
+
+/* With --pid, *pid_tgid (and by BTF *task) is the current task's on return, for the record to reuse. */
+static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot, bool by_btf, __u64 *pid_tgid,
+					    struct task_struct **task)
 {
 	if (!pfn_slot(pfn, slot))
 		return false;
 	if (filter_pids) {
 		__u32 tgid;
 
-		*pid_tgid = bpf_get_current_pid_tgid();
+		*pid_tgid = current_pid_tgid(by_btf, task);
 		tgid = *pid_tgid >> 32;
 		if (!bpf_map_lookup_elem(&pid_filter, &tgid))
 			return false;
@@ -283,17 +305,18 @@ static __always_inline void aggregate_event(struct pageref_counters *c, __u64 sl
 /* The one body of the seven page_ref programs; ret is 0 for the events without it. */
 static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64 flags,
 					  int count, int mapcount, __u64 mapping, int mt,
-					  int val, int ret)
+					  int val, int ret, bool by_btf)
 {
 	struct pageref_counters *c = count_seen(type);
 	struct pageref_record *r;
 	bool with_stack;
 	__u64 slot = 0;
 	__u64 pid_tgid = 0;
+	struct task_struct *task = NULL;
 
 	if (!c)
 		return 0;
-	if (!page_ref_wanted(pfn, &slot, &pid_tgid)) {
+	if (!page_ref_wanted(pfn, &slot, by_btf, &pid_tgid, &task)) {
 		c->filtered++;
 		return 0;
 	}
@@ -304,7 +327,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	/* After sampling, so that events sampled out do not pay for the helper
 	 * call; --pid has made it already. */
 	if (!filter_pids)
-		pid_tgid = bpf_get_current_pid_tgid();
+		pid_tgid = current_pid_tgid(by_btf, &task);
 	if (self_tgid && pid_tgid >> 32 == self_tgid) {
 		c->filtered++;
 		return 0;
@@ -327,7 +350,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 			     (stacks_mode == PAGEREF_STACKS_SAMPLED &&
 			      pageref_pfn_hash(pfn ^ PAGEREF_STACK_SAMPLE_SALT) % stack_sample == 0);
 	}
-	r = begin_record(ctx, &events, type, c, with_stack, pid_tgid);
+	r = begin_record(ctx, &events, type, c, with_stack, pid_tgid, task);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
@@ -347,14 +370,14 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 static __always_inline int mod_event(struct trace_event_raw_page_ref_mod_template *tp, __u8 type)
 {
 	return page_ref_event(tp, type, tp->pfn, tp->flags, tp->count, tp->mapcount,
-			      (__u64)tp->mapping, tp->mt, tp->val, 0);
+			      (__u64)tp->mapping, tp->mt, tp->val, 0, false);
 }
 
 static __always_inline int test_event(struct trace_event_raw_page_ref_mod_and_test_template *tp,
 				      __u8 type)
 {
 	return page_ref_event(tp, type, tp->pfn, tp->flags, tp->count, tp->mapcount,
-			      (__u64)tp->mapping, tp->mt, tp->val, tp->ret);
+			      (__u64)tp->mapping, tp->mt, tp->val, tp->ret, false);
 }
 
 SEC("tp/page_ref/page_ref_set")
@@ -440,7 +463,7 @@ static __always_inline int btf_event(__u64 *ctx, __u8 type, struct page *page, i
 	return page_ref_event(ctx, type,
 			      (offset_from_origin(page) - pfn_origin) / bpf_core_type_size(struct page),
 			      page->flags, page->_refcount.counter, page->_mapcount.counter,
-			      (__u64)page->mapping, PAGEREF_MT_UNKNOWN, val, ret);
+			      (__u64)page->mapping, PAGEREF_MT_UNKNOWN, val, ret, true);
 }
 
 SEC("tp_btf/page_ref_set")
@@ -499,7 +522,7 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 	if (stacks_mode == PAGEREF_STACKS_ARMED && tp->fin_pfn < tp->end_pfn)
 		arm_range(tp->start_pfn, tp->end_pfn);
 	r = begin_record(tp, &failures, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE,
-			 bpf_get_current_pid_tgid());
+			 bpf_get_current_pid_tgid(), NULL);
 	if (!r)
 		return 0;
 	r->pfn = tp->start_pfn;
@@ -526,7 +549,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 
 	if (!c)
 		return 0;
-	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE, bpf_get_current_pid_tgid());
+	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE, bpf_get_current_pid_tgid(), NULL);
 	if (!r)
 		return 0;
 	r->pfn = pfn;

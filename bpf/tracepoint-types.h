@@ -11,6 +11,13 @@
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
+/* The current task, read by tp_btf programs instead of two helper calls. */
+struct task_struct {
+	int pid;
+	int tgid;
+	char comm[16];
+};
+
 struct trace_entry {
 	unsigned short type;
 	unsigned char flags;

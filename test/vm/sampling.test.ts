@@ -37,6 +37,9 @@ interface PageRefEvent {
   val: number;
   ret: number;
   stackId: number;
+  pid: number;
+  tgid: number;
+  comm: string;
 }
 
 interface Totals {
@@ -74,7 +77,7 @@ function load(run: VmResult, name: string): Capture {
         capture.totals!.set(t.pfn[i], { gets: row.gets + t.gets[i], puts: row.puts + t.puts[i], events: row.events + t.events[i], lastCount: t.lastCount[i] });
       }
     },
-    events: (batch) => {
+    events: (batch, strings) => {
       capture.records! += batch.length;
       for (let i = 0; i < batch.length; i++) {
         const type = batch.type[i];
@@ -91,6 +94,9 @@ function load(run: VmResult, name: string): Capture {
             val: batch.val[i],
             ret: batch.ret[i],
             stackId: batch.stackId[i],
+            pid: batch.pid[i],
+            tgid: batch.tgid[i],
+            comm: strings.get(batch.comm[i]),
           });
         } else if (type === EventType.TestPagesIsolated && isolationFailed(batch, i)) {
           capture.isolationFailures!.push({ start: batch.pfn[i], end: batch.flags[i], busyPfn: batch.mapping[i], tsNs: batch.tsNs[i] });
@@ -120,13 +126,14 @@ function totalsOf(events: PageRefEvent[]): Map<number, Totals> {
   return totals;
 }
 
-/** Each pfn's events in the order they came, with the fields both attach types record. */
-function historiesByPfn(events: PageRefEvent[]): Map<number, number[][]> {
-  const histories = new Map<number, number[][]>();
+/** Each pfn's events in the order they came, with the fields both attach types record and the task's. */
+function historiesByPfn(events: PageRefEvent[]): Map<number, (number | string)[][]> {
+  const histories = new Map<number, (number | string)[][]>();
   for (const e of events) {
     let history = histories.get(e.pfn);
     if (!history) histories.set(e.pfn, (history = []));
-    history.push([e.type, e.count, e.val, e.ret, e.flags]);
+    // The task too: tp_btf reads pid, tgid and comm from the task itself, the tracepoint by helpers.
+    history.push([e.type, e.count, e.val, e.ret, e.flags, e.pid, e.tgid, e.comm]);
   }
   return histories;
 }
