@@ -136,7 +136,7 @@ static __always_inline struct pageref_counters *count_seen(__u32 type)
 /* Reserves a record in ring (events or failures) and fills the fields every event has. */
 static __always_inline struct pageref_record *
 begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool with_stack,
-	     __u64 pid_tgid, const struct task_struct *task)
+	     __u64 pid_tgid, const struct task_struct *task, const char *comm)
 {
 	struct pageref_record *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 
@@ -150,8 +150,11 @@ begin_record(void *ctx, void *ring, __u8 type, struct pageref_counters *c, bool 
 	r->cpu = bpf_get_smp_processor_id();
 	r->type = type;
 	/* The task's comm is NUL-padded to its 16 bytes (__set_task_comm), so
-	 * two loads give what bpf_get_current_comm's strscpy_pad would. */
-	if (task)
+	 * two loads give what bpf_get_current_comm's strscpy_pad would. comm:
+	 * what the --comm filter read already, not read a second time. */
+	if (comm)
+		__builtin_memcpy(r->comm, comm, sizeof(r->comm));
+	else if (task)
 		__builtin_memcpy(r->comm, task->comm, sizeof(r->comm));
 	else
 		bpf_get_current_comm(r->comm, sizeof(r->comm));
@@ -202,7 +205,7 @@ static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 static __always_inline __u64 current_pid_tgid(bool by_btf, struct task_struct **task)
 {
 	if (by_btf) {
-		struct task_struct *t = bpf_get_current_task_btf();
+		struct task_struct *t = *task ?: bpf_get_current_task_btf();
 
 		*task = t;
 		return (__u64)(__u32)t->tgid << 32 | (__u32)t->pid;
@@ -210,9 +213,25 @@ static __always_inline __u64 current_pid_tgid(bool by_btf, struct task_struct **
 	return bpf_get_current_pid_tgid();
 }
 
-/* With --pid, *pid_tgid (and by BTF *task) is the current task's on return, for the record to reuse. */
+/* The current task's comm into comm[PAGEREF_COMM_LEN], the same way the record reads it. */
+static __always_inline void current_comm(bool by_btf, struct task_struct **task, char *comm)
+{
+	if (by_btf) {
+		struct task_struct *t = *task ?: bpf_get_current_task_btf();
+
+		*task = t;
+		__builtin_memcpy(comm, t->comm, PAGEREF_COMM_LEN);
+		return;
+	}
+	bpf_get_current_comm(comm, PAGEREF_COMM_LEN);
+}
+
+/*
+ * What the filters read of the current task is on return for the record to
+ * reuse: with --pid, *pid_tgid (and by BTF *task); with --comm, comm.
+ */
 static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot, bool by_btf, __u64 *pid_tgid,
-					    struct task_struct **task)
+					    struct task_struct **task, char *comm)
 {
 	if (!pfn_slot(pfn, slot))
 		return false;
@@ -225,9 +244,7 @@ static __always_inline bool page_ref_wanted(__u64 pfn, __u64 *slot, bool by_btf,
 			return false;
 	}
 	if (filter_comms) {
-		char comm[PAGEREF_COMM_LEN] = {};
-
-		bpf_get_current_comm(comm, sizeof(comm));
+		current_comm(by_btf, task, comm);
 		if (!bpf_map_lookup_elem(&comm_filter, comm))
 			return false;
 	}
@@ -313,10 +330,11 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	__u64 slot = 0;
 	__u64 pid_tgid = 0;
 	struct task_struct *task = NULL;
+	char comm[PAGEREF_COMM_LEN]; /* filled by the --comm filter, unused without it */
 
 	if (!c)
 		return 0;
-	if (!page_ref_wanted(pfn, &slot, by_btf, &pid_tgid, &task)) {
+	if (!page_ref_wanted(pfn, &slot, by_btf, &pid_tgid, &task, comm)) {
 		c->filtered++;
 		return 0;
 	}
@@ -350,7 +368,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 			     (stacks_mode == PAGEREF_STACKS_SAMPLED &&
 			      pageref_pfn_hash(pfn ^ PAGEREF_STACK_SAMPLE_SALT) % stack_sample == 0);
 	}
-	r = begin_record(ctx, &events, type, c, with_stack, pid_tgid, task);
+	r = begin_record(ctx, &events, type, c, with_stack, pid_tgid, task, filter_comms ? comm : NULL);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
@@ -522,7 +540,7 @@ int test_pages_isolated(struct trace_event_raw_test_pages_isolated *tp)
 	if (stacks_mode == PAGEREF_STACKS_ARMED && tp->fin_pfn < tp->end_pfn)
 		arm_range(tp->start_pfn, tp->end_pfn);
 	r = begin_record(tp, &failures, PAGEREF_EV_TEST_PAGES_ISOLATED, c, stacks_mode != PAGEREF_STACKS_NONE,
-			 bpf_get_current_pid_tgid(), NULL);
+			 bpf_get_current_pid_tgid(), NULL, NULL);
 	if (!r)
 		return 0;
 	r->pfn = tp->start_pfn;
@@ -549,7 +567,7 @@ static __always_inline int cma_event(void *ctx, __u8 type, __u32 name_loc, __u64
 
 	if (!c)
 		return 0;
-	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE, bpf_get_current_pid_tgid(), NULL);
+	r = begin_record(ctx, &failures, type, c, stacks_mode != PAGEREF_STACKS_NONE, bpf_get_current_pid_tgid(), NULL, NULL);
 	if (!r)
 		return 0;
 	r->pfn = pfn;
