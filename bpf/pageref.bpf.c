@@ -319,9 +319,78 @@ static __always_inline void aggregate_event(struct pageref_counters *c, __u64 sl
 	c->aggregated++;
 }
 
+/*
+ * Where a page_ref event's page fields are: the struct page itself (tp_btf)
+ * or the perf tracepoint's formatted event, in one of its two templates.
+ * They are read only once the event is kept: an event filtered or sampled
+ * out costs no load from the page. kind is a constant in each program, so
+ * each compiles to one branch of the switches below; deciding by whether
+ * a pointer is NULL instead let clang merge loads from two templates into
+ * a load through a modified ctx pointer, which the verifier refuses.
+ */
+enum page_source_kind {
+	PAGE_FROM_BTF,        /* at: struct page */
+	PAGE_FROM_MOD,        /* at: trace_event_raw_page_ref_mod_template */
+	PAGE_FROM_TEST,       /* at: trace_event_raw_page_ref_mod_and_test_template */
+};
+
+struct page_source {
+	enum page_source_kind kind;
+	const void *at;
+};
+
+/* The page's refcount after the change. */
+static __always_inline int source_count(const struct page_source *from)
+{
+	switch (from->kind) {
+	case PAGE_FROM_BTF:
+		return ((const struct page *)from->at)->_refcount.counter;
+	case PAGE_FROM_MOD:
+		return ((const struct trace_event_raw_page_ref_mod_template *)from->at)->count;
+	default:
+		return ((const struct trace_event_raw_page_ref_mod_and_test_template *)from->at)->count;
+	}
+}
+
+/* The record's page fields. mapcount is page->_mapcount (-1: not mapped), as
+ * the tracepoint itself reports it in recent kernels; by BTF the pageblock's
+ * migrate type is not computed. */
+static __always_inline void fill_page_fields(struct pageref_record *r, const struct page_source *from)
+{
+	const struct page *page = from->at;
+	const struct trace_event_raw_page_ref_mod_template *mod = from->at;
+	const struct trace_event_raw_page_ref_mod_and_test_template *test = from->at;
+	__u64 flags;
+
+	switch (from->kind) {
+	case PAGE_FROM_BTF:
+		flags = page->flags;
+		r->page.mapping = (__u64)page->mapping;
+		r->count = page->_refcount.counter;
+		r->mapcount = page->_mapcount.counter;
+		r->mt = PAGEREF_MT_UNKNOWN;
+		break;
+	case PAGE_FROM_MOD:
+		flags = mod->flags;
+		r->page.mapping = (__u64)mod->mapping;
+		r->count = mod->count;
+		r->mapcount = mod->mapcount;
+		r->mt = mod->mt;
+		break;
+	default:
+		flags = test->flags;
+		r->page.mapping = (__u64)test->mapping;
+		r->count = test->count;
+		r->mapcount = test->mapcount;
+		r->mt = test->mt;
+		break;
+	}
+	/* The bits above the page flags hold node, zone and section numbers. */
+	r->page.flags = flags & ((1ULL << bpf_core_enum_value(enum pageflags, __NR_PAGEFLAGS)) - 1);
+}
+
 /* The one body of the seven page_ref programs; ret is 0 for the events without it. */
-static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64 flags,
-					  int count, int mapcount, __u64 mapping, int mt,
+static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, const struct page_source *from,
 					  int val, int ret, bool by_btf)
 {
 	struct pageref_counters *c = count_seen(type);
@@ -330,7 +399,9 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	__u64 slot = 0;
 	__u64 pid_tgid = 0;
 	struct task_struct *task = NULL;
-	char comm[PAGEREF_COMM_LEN]; /* filled by the --comm filter, unused without it */
+	/* Filled by the --comm filter, unused without it. Aligned so that
+	 * copying it into the record takes two loads, not sixteen. */
+	char comm[PAGEREF_COMM_LEN] __attribute__((aligned(8)));
 
 	if (!c)
 		return 0;
@@ -353,7 +424,7 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	/* Not bpf_ktime_get_coarse_ns(), which would do for a "last event"
 	 * time: the kernel refuses it to tracing programs. */
 	if (aggregate)
-		aggregate_event(c, slot, type, val, ret, count, bpf_ktime_get_ns());
+		aggregate_event(c, slot, type, val, ret, source_count(from), bpf_ktime_get_ns());
 	if (stacks_mode == PAGEREF_STACKS_ARMED) {
 		if (!pfn_armed(pfn)) {
 			c->counted_only++;
@@ -372,14 +443,9 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 	if (!r)
 		return 0;
 	r->pfn = pfn;
-	/* The bits above the page flags hold node, zone and section numbers. */
-	r->page.flags = flags & ((1ULL << bpf_core_enum_value(enum pageflags, __NR_PAGEFLAGS)) - 1);
-	r->page.mapping = mapping;
-	r->count = count;
-	r->mapcount = mapcount;
+	fill_page_fields(r, from);
 	r->val = val;
 	r->ret = ret;
-	r->mt = mt;
 	__builtin_memset(r->name, 0, sizeof(r->name));
 	submit_record(r, c);
 	return 0;
@@ -387,15 +453,17 @@ static __always_inline int page_ref_event(void *ctx, __u8 type, __u64 pfn, __u64
 
 static __always_inline int mod_event(struct trace_event_raw_page_ref_mod_template *tp, __u8 type)
 {
-	return page_ref_event(tp, type, tp->pfn, tp->flags, tp->count, tp->mapcount,
-			      (__u64)tp->mapping, tp->mt, tp->val, 0, false);
+	struct page_source from = { PAGE_FROM_MOD, tp };
+
+	return page_ref_event(tp, type, tp->pfn, &from, tp->val, 0, false);
 }
 
 static __always_inline int test_event(struct trace_event_raw_page_ref_mod_and_test_template *tp,
 				      __u8 type)
 {
-	return page_ref_event(tp, type, tp->pfn, tp->flags, tp->count, tp->mapcount,
-			      (__u64)tp->mapping, tp->mt, tp->val, tp->ret, false);
+	struct page_source from = { PAGE_FROM_TEST, tp };
+
+	return page_ref_event(tp, type, tp->pfn, &from, tp->val, tp->ret, false);
 }
 
 SEC("tp/page_ref/page_ref_set")
@@ -446,10 +514,9 @@ int page_ref_unfreeze(struct trace_event_raw_page_ref_mod_template *tp)
  * values, before the kernel formats an event. The perf tracepoint path
  * above first fills a trace record (page_to_pfn, page_mapcount, the
  * pageblock's migrate type) that the program then copies; here only the
- * fields pageref keeps are read, and the migrate type is not computed.
- * mapcount is page->_mapcount (-1: not mapped), as the tracepoint itself
- * reports it in recent kernels. Which of the two user space attaches is
- * chosen by measurement (BENCHMARKS.md).
+ * fields pageref keeps are read (fill_page_fields), and the migrate type
+ * is not computed. Which of the two user space attaches is chosen by
+ * measurement (BENCHMARKS.md, with raw tracepoints too).
  */
 /* page - &pfn_origin, as a number; the asm keeps clang from reordering it
  * into arithmetic on one pointer, which the verifier would refuse. */
@@ -474,14 +541,25 @@ static __always_inline void learn_pfn_origin(__u64 *ctx, const struct page *page
 	pfn_origin = base - (address - offset_from_origin(page));
 }
 
+/* The page's place in the vmemmap array. struct page is 64 bytes in every
+ * configuration seen; then the division is a shift (the verifier drops the
+ * branch not taken, the size being a constant once relocated). */
+static __always_inline __u64 page_pfn(const struct page *page)
+{
+	__u64 offset = offset_from_origin(page) - pfn_origin;
+
+	if (bpf_core_type_size(struct page) == 64)
+		return offset >> 6;
+	return offset / bpf_core_type_size(struct page);
+}
+
 static __always_inline int btf_event(__u64 *ctx, __u8 type, struct page *page, int val, int ret)
 {
 	if (!pfn_origin)
 		learn_pfn_origin(ctx, page);
-	return page_ref_event(ctx, type,
-			      (offset_from_origin(page) - pfn_origin) / bpf_core_type_size(struct page),
-			      page->flags, page->_refcount.counter, page->_mapcount.counter,
-			      (__u64)page->mapping, PAGEREF_MT_UNKNOWN, val, ret, true);
+	struct page_source from = { PAGE_FROM_BTF, page };
+
+	return page_ref_event(ctx, type, page_pfn(page), &from, val, ret, true);
 }
 
 SEC("tp_btf/page_ref_set")

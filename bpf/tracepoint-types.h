@@ -15,7 +15,7 @@
 struct task_struct {
 	int pid;
 	int tgid;
-	char comm[16];
+	char comm[16] __attribute__((aligned(8))); /* so that it is read in two loads; 8-aligned in 6.1 and 6.12 */
 };
 
 struct trace_entry {
