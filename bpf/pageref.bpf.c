@@ -197,6 +197,14 @@ static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 	return false;
 }
 
+/* The current task by BTF, fetched at most once per event: *task caches it. */
+static __always_inline struct task_struct *current_task(struct task_struct **task)
+{
+	if (!*task)
+		*task = bpf_get_current_task_btf();
+	return *task;
+}
+
 /*
  * The current task's tgid and pid, as bpf_get_current_pid_tgid gives them.
  * By BTF, read from the task itself, which also gives the record its comm
@@ -205,9 +213,8 @@ static __always_inline bool pfn_slot(__u64 pfn, __u64 *slot)
 static __always_inline __u64 current_pid_tgid(bool by_btf, struct task_struct **task)
 {
 	if (by_btf) {
-		struct task_struct *t = *task ?: bpf_get_current_task_btf();
+		struct task_struct *t = current_task(task);
 
-		*task = t;
 		return (__u64)(__u32)t->tgid << 32 | (__u32)t->pid;
 	}
 	return bpf_get_current_pid_tgid();
@@ -216,14 +223,10 @@ static __always_inline __u64 current_pid_tgid(bool by_btf, struct task_struct **
 /* The current task's comm into comm[PAGEREF_COMM_LEN], the same way the record reads it. */
 static __always_inline void current_comm(bool by_btf, struct task_struct **task, char *comm)
 {
-	if (by_btf) {
-		struct task_struct *t = *task ?: bpf_get_current_task_btf();
-
-		*task = t;
-		__builtin_memcpy(comm, t->comm, PAGEREF_COMM_LEN);
-		return;
-	}
-	bpf_get_current_comm(comm, PAGEREF_COMM_LEN);
+	if (by_btf)
+		__builtin_memcpy(comm, current_task(task)->comm, PAGEREF_COMM_LEN);
+	else
+		bpf_get_current_comm(comm, PAGEREF_COMM_LEN);
 }
 
 /*
